@@ -1,0 +1,58 @@
+import type { Command } from 'commander';
+import { type Role, loadConfig } from '../../config.js';
+import { migrate } from '../../db/migrate.js';
+import { openDb } from '../../db/open.js';
+import { startServer } from '../../server.js';
+import { CliError, positiveInt, print } from '../output.js';
+
+const ROLES: Role[] = ['all', 'api', 'worker'];
+
+export function serveCommands(program: Command): void {
+  program
+    .command('serve')
+    .description('run the API and/or the workers')
+    .option('--port <n>', 'listen port (default $PORT or 3000)', positiveInt('--port'))
+    .option('--host <h>', 'listen address (default $HOST or 127.0.0.1)')
+    .option('--role <role>', 'all | api | worker', 'all')
+    .action(async (opts: { port?: number; host?: string; role: string }) => {
+      if (!ROLES.includes(opts.role as Role)) throw new CliError(`--role must be one of ${ROLES.join(', ')}`);
+      const overrides = { role: opts.role as Role, ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.host ? { host: opts.host } : {}) };
+      const config = loadConfig(process.env, overrides);
+      const server = await startServer(config);
+      if (server.bootstrapKey) {
+        process.stdout.write(
+          `\n  ┌ SkipFlow created the "Default" workspace (${server.bootstrapKey.workspace_id}) with 1000 credits.\n` +
+            `  │ Its API key, with every scope — shown this once, store it now:\n` +
+            `  │   ${server.bootstrapKey.api_key}\n  └\n\n`,
+        );
+      }
+      const address = server.app ? server.app.server.address() : null;
+      server.deps.logger.info({ role: config.role, address, database: config.databaseUrl.replace(/\/\/[^@]*@/, '//***@') }, 'SkipFlow started');
+      const shutdown = (signal: string) => {
+        server.deps.logger.info({ signal }, 'shutting down');
+        server.close().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            server.deps.logger.error({ err }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.once('SIGTERM', () => shutdown('SIGTERM'));
+      process.once('SIGINT', () => shutdown('SIGINT'));
+    });
+
+  program
+    .command('migrate')
+    .description('bring the database schema up to date')
+    .option('--json', 'print one JSON object')
+    .action(async (opts: { json?: boolean }) => {
+      const db = openDb(loadConfig().databaseUrl, { poolSize: 1 });
+      try {
+        const applied = await migrate(db);
+        print(!!opts.json, { applied }, applied.length ? `Applied: ${applied.join(', ')}` : 'Schema is up to date.');
+      } finally {
+        await db.close();
+      }
+    });
+}

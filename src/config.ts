@@ -1,0 +1,72 @@
+// The only module that reads process.env. Every variable is validated at boot and
+// a bad one is named in the error, so an operator never meets a half-configured server.
+
+export type Role = 'all' | 'api' | 'worker';
+
+export interface Config {
+  readonly databaseUrl: string;
+  readonly host: string;
+  readonly port: number;
+  readonly role: Role;
+  readonly workerConcurrency: number;
+  readonly allowPrivateNetwork: boolean;
+  readonly smtpUrl: string | null;
+  /** Requests per minute per workspace; 0 disables the limit. */
+  readonly rateLimitPerMinute: number;
+  readonly logLevel: string;
+  /** How long a claimed execution stays leased without a heartbeat. */
+  readonly leaseMs: number;
+  /** Fallback poll interval of idle workers (new work normally wakes them at once). */
+  readonly pollIntervalMs: number;
+}
+
+export class ConfigError extends Error {}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function databaseUrl(env: NodeJS.ProcessEnv): string {
+  const url = env.SKIPFLOW_DATABASE_URL || 'sqlite:./data/skipflow.db';
+  if (!/^sqlite:.+/.test(url) && !/^postgres(ql)?:\/\//.test(url)) {
+    throw new ConfigError(`SKIPFLOW_DATABASE_URL must be sqlite:PATH or postgres://…, got "${url}"`);
+  }
+  return url;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const logLevel = env.LOG_LEVEL || 'info';
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+  const smtpUrl = env.SKIPFLOW_SMTP_URL || null;
+  if (smtpUrl !== null && !/^smtps?:\/\//.test(smtpUrl)) {
+    throw new ConfigError(`SKIPFLOW_SMTP_URL must be smtp://host:port or smtps://host:port, got "${smtpUrl}"`);
+  }
+  const allowPrivate = env.SKIPFLOW_ALLOW_PRIVATE_NETWORK;
+  if (allowPrivate !== undefined && !['', '0', '1'].includes(allowPrivate)) {
+    throw new ConfigError(`SKIPFLOW_ALLOW_PRIVATE_NETWORK must be 1 or unset, got "${allowPrivate}"`);
+  }
+  return Object.freeze({
+    databaseUrl: databaseUrl(env),
+    host: env.HOST || '127.0.0.1',
+    port: integer(env, 'PORT', 3000, 0, 65535),
+    role: 'all' as Role,
+    workerConcurrency: integer(env, 'SKIPFLOW_WORKER_CONCURRENCY', 50, 1, 10_000),
+    allowPrivateNetwork: allowPrivate === '1',
+    smtpUrl,
+    rateLimitPerMinute: integer(env, 'SKIPFLOW_RATE_LIMIT', 6000, 0, 100_000_000),
+    logLevel,
+    leaseMs: integer(env, 'SKIPFLOW_LEASE_MS', 15_000, 500, 600_000),
+    pollIntervalMs: integer(env, 'SKIPFLOW_POLL_INTERVAL_MS', 500, 10, 60_000),
+    ...overrides,
+  });
+}

@@ -1,0 +1,20 @@
+import { type Migration, type MigrationProvider, Migrator } from 'kysely';
+import type { Db } from './open.js';
+import * as m0001 from './migrations/0001-initial.js';
+
+// A static list, not a directory scan: the build cannot lose a migration and the
+// order is the one written here.
+const MIGRATIONS: Record<string, Migration> = {
+  '0001-initial': m0001,
+};
+
+const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
+
+/** Brings the schema up to date; returns the names applied by this call. Safe to run
+ * from several processes at once (Kysely takes a migration lock). */
+export async function migrate(handle: Db): Promise<string[]> {
+  const migrator = new Migrator({ db: handle.db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error;
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

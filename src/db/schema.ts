@@ -1,0 +1,141 @@
+import type { Generated, Insertable, Kysely, Selectable, Transaction } from 'kysely';
+
+// Row types of the schema built by db/migrations. Times are integer milliseconds since
+// the epoch; JSON values are stored as text so both backends share one code path.
+
+export interface WorkspaceTable {
+  id: string;
+  name: string;
+  credits: number;
+  max_concurrent_executions: number | null;
+  /** Executions of this workspace in status `running`; kept in the same transaction as
+   * every transition into and out of `running`, so the concurrency cap is one UPDATE. */
+  running_executions: Generated<number>;
+  created_at: number;
+}
+
+export interface ApiKeyTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  prefix: string;
+  secret_hash: string;
+  /** Comma-separated scope names. */
+  scopes: string;
+  created_at: number;
+  last_used_at: number | null;
+  expires_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface WorkflowTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  description: string;
+  /** The immutable version that new executions snapshot. */
+  version_id: string;
+  created_by: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface WorkflowVersionTable {
+  id: string;
+  workflow_id: string;
+  workspace_id: string;
+  name: string;
+  /** JSON array of step definitions. */
+  steps: string;
+  created_at: number;
+}
+
+export interface ExecutionTable {
+  id: string;
+  workspace_id: string;
+  workflow_id: string;
+  version_id: string;
+  workflow_name: string;
+  status: string;
+  /** JSON text of the run's input. */
+  input: string;
+  error: string | null;
+  error_code: string | null;
+  error_step_index: number | null;
+  created_at: number;
+  completed_at: number | null;
+  /** Index of the step the engine works on next. */
+  current_step: Generated<number>;
+  /** When a worker may claim it: now for new work, the wake-up time of a sleeping one,
+   * the lease expiry of a claimed one; null once terminal. */
+  available_at: number | null;
+  lease_owner: string | null;
+  /** Fencing token: bumped by every claim; every worker write must carry the current one. */
+  lease_token: Generated<number>;
+}
+
+export interface ExecutionStepTable {
+  execution_id: string;
+  idx: number;
+  name: string | null;
+  type: string;
+  status: string;
+  /** JSON text of the result, null until completed. */
+  result: string | null;
+  error: string | null;
+  error_code: string | null;
+  attempts: Generated<number>;
+  /** Times a worker died while this step was in flight (SPEC: 5 → worker_lost). */
+  interruptions: Generated<number>;
+  /** What a `running` step is doing: `attempt` (in flight on a worker), `sleep` (a
+   * delay until wake_at) or `backoff` (waiting until wake_at to retry); null otherwise. */
+  phase: string | null;
+  /** Durable wake-up time of a delay or of a retry backoff. */
+  wake_at: number | null;
+  started_at: number | null;
+  completed_at: number | null;
+}
+
+export interface IdempotencyKeyTable {
+  workspace_id: string;
+  key: string;
+  fingerprint: string;
+  status_code: number;
+  body: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface RateWindowTable {
+  workspace_id: string;
+  window_start: number;
+  count: number;
+}
+
+export interface BootstrapTable {
+  name: string;
+  value: string;
+}
+
+export interface Database {
+  workspaces: WorkspaceTable;
+  api_keys: ApiKeyTable;
+  workflows: WorkflowTable;
+  workflow_versions: WorkflowVersionTable;
+  executions: ExecutionTable;
+  execution_steps: ExecutionStepTable;
+  idempotency_keys: IdempotencyKeyTable;
+  rate_windows: RateWindowTable;
+  bootstrap: BootstrapTable;
+}
+
+/** Either the database or an open transaction: store functions take it first. */
+export type Executor = Kysely<Database> | Transaction<Database>;
+
+export type WorkspaceRow = Selectable<WorkspaceTable>;
+export type ApiKeyRow = Selectable<ApiKeyTable>;
+export type WorkflowRow = Selectable<WorkflowTable>;
+export type WorkflowVersionRow = Selectable<WorkflowVersionTable>;
+export type ExecutionRow = Selectable<ExecutionTable>;
+export type ExecutionStepRow = Selectable<ExecutionStepTable>;
+export type NewExecutionStep = Insertable<ExecutionStepTable>;

@@ -1,0 +1,18 @@
+import type { Logger } from 'pino';
+import type { KeyVerifier } from './api-keys/key-verifier.js';
+import type { Config } from './config.js';
+import type { Db } from './db/open.js';
+import type { Signals } from './engine/signals.js';
+import type { Clock } from './lib/time.js';
+import type { RateLimiter } from './rate-limit/rate-limiter.js';
+
+/** What the HTTP shell and the use cases receive from the composition root. */
+export interface AppDeps {
+  readonly config: Config;
+  readonly db: Db;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly keys: KeyVerifier;
+  readonly rateLimiter: RateLimiter | null;
+  readonly signals: Signals;
+}

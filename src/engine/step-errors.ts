@@ -1,0 +1,32 @@
+// Step failures are data: a stable code, a message that says what to fix, and whether
+// trying again can help (SPEC §1 step error codes; a code never changes meaning).
+
+export const STEP_ERROR_CODES = [
+  'expression_error',
+  'timeout',
+  'http_status',
+  'network_error',
+  'destination_blocked',
+  'email_not_configured',
+  'smtp_error',
+  'worker_lost',
+  'stopped',
+  /** A bug in SkipFlow or a step type, not in the workflow; logged with its stack. */
+  'internal_error',
+] as const;
+
+export type StepErrorCode = (typeof STEP_ERROR_CODES)[number];
+
+export class StepFailure extends Error {
+  constructor(
+    readonly code: StepErrorCode,
+    message: string,
+    /** Whether another attempt may succeed (network errors, timeouts, 408/429/5xx). */
+    readonly retryable = false,
+    /** A server's Retry-After, which overrides the computed backoff when longer. */
+    readonly retryAfterMs: number | null = null,
+  ) {
+    super(message);
+    this.name = 'StepFailure';
+  }
+}

@@ -1,0 +1,160 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { Db } from '../db/open.js';
+import type { Clock } from '../lib/time.js';
+import { versionSteps } from '../workflows/version-cache.js';
+import { Checkpointer } from './checkpoint.js';
+import { type ClaimedExecution, claimBatch, releaseLeases, renewLeases } from './lease.js';
+import { runExecution } from './run-execution.js';
+import type { Signals } from './signals.js';
+
+// A worker runs at most `concurrency` executions at once. It claims due executions
+// in batches whenever it has free slots and something may be due: at once when new
+// work is signalled, when one of its executions ends or sleeps until a known time,
+// and on a slow poll as the fallback. A sleeping execution holds no slot and no
+// memory: it is a row with an `available_at` in the future.
+//
+// Lifecycle: idle → running (start) → draining (stop: no new claims, in-flight
+// executions get `graceMs` to finish) → stopped (the rest are aborted and their
+// leases handed back so another process can take them at once).
+
+export interface WorkerOptions {
+  readonly db: Db;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly signals: Signals;
+  readonly concurrency: number;
+  readonly leaseMs: number;
+  readonly pollIntervalMs: number;
+}
+
+const MAX_BATCH = 100;
+
+export class Worker {
+  readonly id = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  readonly #running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  readonly #checkpoints: Checkpointer;
+  readonly #unsubscribe: Array<() => void> = [];
+  #state: 'idle' | 'running' | 'draining' | 'stopped' = 'idle';
+  #fillScheduled = false;
+  #filling = false;
+  #fillAgain = false;
+  #pollTimer: NodeJS.Timeout | undefined;
+  #heartbeatTimer: NodeJS.Timeout | undefined;
+  #wakeTimer: NodeJS.Timeout | undefined;
+  #wakeAt = Infinity;
+
+  constructor(private readonly options: WorkerOptions) {
+    this.#checkpoints = new Checkpointer(options.db, options.logger);
+  }
+
+  get activeExecutions(): number {
+    return this.#running.size;
+  }
+
+  start(): void {
+    if (this.#state !== 'idle') return;
+    this.#state = 'running';
+    const { signals, pollIntervalMs, leaseMs } = this.options;
+    this.#unsubscribe.push(signals.onWorkAvailable(() => this.#requestFill()));
+    this.#unsubscribe.push(signals.onStopRequested((id) => this.#running.get(id)?.controller.abort()));
+    this.#pollTimer = setInterval(() => this.#requestFill(), pollIntervalMs);
+    this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), Math.max(100, Math.floor(leaseMs / 3)));
+    this.#requestFill();
+  }
+
+  /** Stops claiming, lets in-flight executions finish for up to graceMs, then aborts
+   * the rest and hands their leases back. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (this.#state !== 'running') return;
+    this.#state = 'draining';
+    for (const off of this.#unsubscribe.splice(0)) off();
+    clearInterval(this.#pollTimer);
+    clearTimeout(this.#wakeTimer);
+    const all = () => Promise.all([...this.#running.values()].map((r) => r.done));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+    for (const { controller } of this.#running.values()) controller.abort();
+    await all();
+    clearInterval(this.#heartbeatTimer);
+    await releaseLeases(this.options.db, this.id).catch((err: unknown) => this.options.logger.warn({ err }, 'could not release leases'));
+    this.#state = 'stopped';
+  }
+
+  #requestFill(): void {
+    if (this.#fillScheduled || this.#state !== 'running') return;
+    this.#fillScheduled = true;
+    setImmediate(() => {
+      this.#fillScheduled = false;
+      void this.#fill();
+    });
+  }
+
+  async #fill(): Promise<void> {
+    if (this.#filling) {
+      this.#fillAgain = true;
+      return;
+    }
+    this.#filling = true;
+    try {
+      do {
+        this.#fillAgain = false;
+        while (this.#state === 'running') {
+          const wanted = Math.min(this.options.concurrency - this.#running.size, MAX_BATCH);
+          if (wanted <= 0) break;
+          const batch = await claimBatch(this.options.db, { owner: this.id, limit: wanted, leaseMs: this.options.leaseMs });
+          for (const claimed of batch) this.#launch(claimed);
+          if (batch.length < wanted) break;
+        }
+      } while (this.#fillAgain && this.#state === 'running');
+    } catch (err) {
+      this.options.logger.error({ err }, 'claiming executions failed; retrying on the next poll');
+    } finally {
+      this.#filling = false;
+    }
+  }
+
+  #launch(claimed: ClaimedExecution): void {
+    const controller = new AbortController();
+    const { clock, logger, db } = this.options;
+    const deps = { clock, logger, checkpoints: this.#checkpoints, onSleep: (until: number) => this.#wakeFor(until) };
+    const done = versionSteps(db.db, claimed.version_id)
+      .then((defs) => runExecution(deps, claimed, defs, controller.signal))
+      .catch((err: unknown) => {
+        // The lease will expire and another claim will pick the execution up again.
+        logger.error({ err, executionId: claimed.id }, 'execution run failed; it will be retried after its lease expires');
+      })
+      .finally(() => {
+        // The same execution may already be claimed again (a zero-length backoff).
+        if (this.#running.get(claimed.id)?.done === done) this.#running.delete(claimed.id);
+        this.#requestFill();
+      });
+    this.#running.set(claimed.id, { controller, done });
+  }
+
+  /** Wakes the worker when the earliest known sleeper is due (polling covers the rest). */
+  #wakeFor(until: number): void {
+    if (until >= this.#wakeAt || this.#state !== 'running') return;
+    this.#wakeAt = until;
+    clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = setTimeout(() => {
+      this.#wakeAt = Infinity;
+      this.#requestFill();
+    }, Math.max(0, until - this.options.clock.now()));
+    this.#wakeTimer.unref();
+  }
+
+  async #heartbeat(): Promise<void> {
+    const ids = [...this.#running.keys()];
+    if (ids.length === 0) return;
+    try {
+      const held = await renewLeases(this.options.db, { owner: this.id, ids, leaseMs: this.options.leaseMs });
+      // Stopped, finished or taken over elsewhere: abort our copy (its writes would be fenced anyway).
+      for (const id of ids) if (!held.has(id)) this.#running.get(id)?.controller.abort();
+    } catch (err) {
+      this.options.logger.warn({ err }, 'lease heartbeat failed');
+    }
+  }
+}

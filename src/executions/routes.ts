@@ -1,0 +1,118 @@
+import { Type } from '@sinclair/typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { AppDeps } from '../deps.js';
+import { invalid, notFound } from '../errors.js';
+import { type StoredResponse, idempotentRequest } from '../idempotency/idempotency.js';
+import { PageQuery } from '../http/pagination.js';
+import { responses } from '../http/responses.js';
+import { isId } from '../lib/ids.js';
+import { Execution, ExecutionList, ExecutionStatusQuery, RunAccepted, RunBody, StopResult } from './schemas.js';
+import { startExecution } from './start-execution.js';
+import { stopExecution } from './stop-use-case.js';
+import { findExecution, findSteps, listExecutions, toExecutionView, toListItem } from './store.js';
+
+const IdParams = Type.Object({ id: Type.String() });
+const IdempotencyHeader = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ description: '1–256 printable ASCII characters; replayed for 24 hours' })),
+});
+
+/** Sends a response exactly as stored, so a replay is byte-identical to the original. */
+function sendStored(reply: FastifyReply, response: StoredResponse): FastifyReply {
+  if (response.replayed) reply.header('X-Idempotent-Replayed', 'true').header('Idempotent-Replayed', 'true');
+  return reply.code(response.status).type('application/json; charset=utf-8').serializer((s: unknown) => s as string).send(response.bodyText);
+}
+
+function runInput(body: { input?: unknown; inputs?: unknown }): unknown {
+  if (body.input !== undefined && body.inputs !== undefined) {
+    throw invalid('request body: give "input" or its alias "inputs", not both');
+  }
+  return body.input ?? body.inputs ?? null;
+}
+
+export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): void {
+  const typed = app.withTypeProvider<TypeBoxTypeProvider>();
+
+  typed.post(
+    '/api/v1/workflows/:id/run-async',
+    {
+      config: { scope: 'workflows:execute' },
+      schema: {
+        summary: 'Run a workflow asynchronously (costs 1 credit)',
+        params: IdParams,
+        headers: IdempotencyHeader,
+        body: RunBody,
+        response: responses({ 202: RunAccepted }, ['invalid_request', 'insufficient_scope', 'not_found', 'idempotency_key_reused', 'concurrent_execution_limit', 'insufficient_credits']),
+      },
+    },
+    async (request, reply) => {
+      if (!isId(request.params.id)) throw notFound('Workflow');
+      const input = runInput(request.body);
+      const idempotency = idempotentRequest(request.auth.workspaceId, request.headers['idempotency-key'], request);
+      const response = await startExecution(deps, { auth: request.auth, workflowId: request.params.id, input, idempotency });
+      return sendStored(reply, response);
+    },
+  );
+
+  typed.get(
+    '/api/v1/executions',
+    {
+      config: { scope: 'executions:read' },
+      schema: {
+        summary: 'List executions, newest first',
+        querystring: Type.Object({
+          ...PageQuery,
+          workflow_id: Type.Optional(Type.String({ pattern: '^[0-9a-f]{24}$' })),
+          status: Type.Optional(ExecutionStatusQuery),
+        }),
+        response: responses({ 200: ExecutionList }, ['invalid_request', 'insufficient_scope']),
+      },
+    },
+    async (request) => {
+      const rows = await listExecutions(deps.db.db, request.auth.workspaceId, request.query);
+      return { executions: rows.map(toListItem) };
+    },
+  );
+
+  typed.get(
+    '/api/v1/executions/:id',
+    {
+      config: { scope: 'executions:read' },
+      schema: {
+        summary: 'Get an execution (step results with include_step_results=true)',
+        params: IdParams,
+        querystring: Type.Object({
+          include_step_results: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
+        }),
+        response: responses({ 200: Execution }, ['invalid_request', 'insufficient_scope', 'not_found']),
+      },
+    },
+    async (request) => {
+      const id = request.params.id;
+      if (!isId(id)) throw notFound('Execution');
+      const row = await findExecution(deps.db.db, request.auth.workspaceId, id);
+      if (!row) throw notFound('Execution');
+      const steps = request.query.include_step_results === 'true' ? await findSteps(deps.db.db, id) : undefined;
+      return toExecutionView(row, steps);
+    },
+  );
+
+  typed.post(
+    '/api/v1/executions/:id/stop',
+    {
+      config: { scope: 'workflows:execute' },
+      schema: {
+        summary: 'Stop a running execution',
+        params: IdParams,
+        headers: IdempotencyHeader,
+        response: responses({ 200: StopResult }, ['execution_not_running', 'insufficient_scope', 'not_found', 'idempotency_key_reused']),
+      },
+    },
+    async (request, reply) => {
+      if (!isId(request.params.id)) throw notFound('Execution');
+      const idempotency = idempotentRequest(request.auth.workspaceId, request.headers['idempotency-key'], request);
+      const response = await stopExecution(deps, { auth: request.auth, executionId: request.params.id, idempotency });
+      return sendStored(reply, response);
+    },
+  );
+}

@@ -1,0 +1,64 @@
+import { Type } from '@sinclair/typebox';
+import { Id, NullableTimestamp, Timestamp } from '../workflows/schemas.js';
+import { EXECUTION_STATUSES, STEP_STATUSES } from './status.js';
+
+const ExecutionStatus = Type.Union(EXECUTION_STATUSES.map((s) => Type.Literal(s)));
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+
+export const RunAccepted = Type.Object(
+  { execution_id: Id, workflow_id: Id, status: Type.Literal('running'), created_at: Timestamp },
+  { title: 'RunAccepted' },
+);
+
+export const RunBody = Type.Object(
+  {
+    input: Type.Optional(Type.Unknown({ description: 'any JSON; the execution’s input' })),
+    inputs: Type.Optional(Type.Unknown({ description: 'alias of input' })),
+  },
+  { additionalProperties: false },
+);
+
+export const StepResult = Type.Object(
+  {
+    index: Type.Integer(),
+    name: NullableString,
+    type: Type.String(),
+    status: Type.Union(STEP_STATUSES.map((s) => Type.Literal(s))),
+    result: Type.Unknown(),
+    error: NullableString,
+    error_code: NullableString,
+    attempts: Type.Integer(),
+    started_at: NullableTimestamp,
+    completed_at: NullableTimestamp,
+  },
+  { title: 'StepResult' },
+);
+
+const executionCore = {
+  execution_id: Id,
+  workflow_id: Id,
+  workflow_name: Type.String(),
+  status: ExecutionStatus,
+  started_at: Timestamp,
+  completed_at: NullableTimestamp,
+  created_at: Timestamp,
+};
+
+export const Execution = Type.Object(
+  {
+    ...executionCore,
+    input: Type.Unknown(),
+    error: NullableString,
+    error_code: NullableString,
+    error_step_index: Type.Union([Type.Integer(), Type.Null()]),
+    steps: Type.Optional(Type.Array(StepResult)),
+  },
+  { title: 'Execution' },
+);
+
+export const ExecutionListItem = Type.Object(executionCore, { title: 'ExecutionListItem' });
+export const ExecutionList = Type.Object({ executions: Type.Array(ExecutionListItem) });
+
+export const StopResult = Type.Object({ execution_id: Id, status: Type.Literal('stopped') }, { title: 'StopResult' });
+
+export const ExecutionStatusQuery = ExecutionStatus;

@@ -1,0 +1,76 @@
+import type { ExecutionRow, ExecutionStepRow, Executor } from '../db/schema.js';
+import { type PageParams, paginate } from '../http/pagination.js';
+import { formatTimestamp } from '../lib/time.js';
+import type { ExecutionStatus } from './status.js';
+
+const LIST_COLUMNS = ['id', 'workflow_id', 'workflow_name', 'status', 'created_at', 'completed_at'] as const;
+
+type ListRow = Pick<ExecutionRow, (typeof LIST_COLUMNS)[number]>;
+
+export function toListItem(row: ListRow) {
+  const created = formatTimestamp(row.created_at)!;
+  return {
+    execution_id: row.id,
+    workflow_id: row.workflow_id,
+    workflow_name: row.workflow_name,
+    status: row.status as ExecutionStatus,
+    started_at: created,
+    completed_at: formatTimestamp(row.completed_at),
+    created_at: created,
+  };
+}
+
+function parseJson(text: string | null): unknown {
+  return text === null ? null : (JSON.parse(text) as unknown);
+}
+
+export function toStepView(row: ExecutionStepRow) {
+  return {
+    index: row.idx,
+    name: row.name,
+    type: row.type,
+    status: row.status,
+    result: parseJson(row.result),
+    error: row.error,
+    error_code: row.error_code,
+    attempts: row.attempts,
+    started_at: formatTimestamp(row.started_at),
+    completed_at: formatTimestamp(row.completed_at),
+  };
+}
+
+export function toExecutionView(row: ExecutionRow, steps?: ExecutionStepRow[]) {
+  return {
+    ...toListItem(row),
+    input: parseJson(row.input),
+    error: row.error,
+    error_code: row.error_code,
+    error_step_index: row.error_step_index,
+    ...(steps ? { steps: steps.map(toStepView) } : {}),
+  };
+}
+
+export async function findExecution(db: Executor, workspaceId: string, id: string): Promise<ExecutionRow | undefined> {
+  return db
+    .selectFrom('executions')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .where('id', '=', id)
+    .executeTakeFirst();
+}
+
+export async function findSteps(db: Executor, executionId: string): Promise<ExecutionStepRow[]> {
+  return db.selectFrom('execution_steps').selectAll().where('execution_id', '=', executionId).orderBy('idx').execute();
+}
+
+export interface ListFilter extends PageParams {
+  workflow_id?: string;
+  status?: ExecutionStatus;
+}
+
+export async function listExecutions(db: Executor, workspaceId: string, filter: ListFilter): Promise<ListRow[]> {
+  let query = db.selectFrom('executions').select(LIST_COLUMNS).where('workspace_id', '=', workspaceId);
+  if (filter.workflow_id !== undefined) query = query.where('workflow_id', '=', filter.workflow_id);
+  if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+  return paginate(query, 'id', filter).execute();
+}

@@ -1,0 +1,57 @@
+import { randomUUID } from 'node:crypto';
+import fastifySwagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { authHook } from '../api-keys/auth.js';
+import type { AppDeps } from '../deps.js';
+import { registerExecutionRoutes } from '../executions/routes.js';
+import { registerWorkflowRoutes } from '../workflows/routes.js';
+import { registerWorkspaceRoutes } from '../workspaces/routes.js';
+import { BODY_LIMIT_BYTES, registerBodyParsers } from './body-parser.js';
+import { frameworkErrors, registerErrorHandling } from './error-handler.js';
+import { registerOpenApiRoute, swaggerOptions } from './openapi.js';
+import { validatorCompiler } from './validation.js';
+
+export type App = FastifyInstance;
+
+/** Builds the HTTP API; never listens (tests use inject() or listen themselves). */
+export async function buildApp(deps: AppDeps): Promise<App> {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    // Access logs at info level would cost more than the requests they describe on
+    // the hot paths; errors are always logged, per-request lines at debug.
+    disableRequestLogging: true,
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    bodyLimit: BODY_LIMIT_BYTES,
+    frameworkErrors,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+  });
+
+  app.setValidatorCompiler(validatorCompiler);
+  // Response schemas document the API; the handlers build exactly the objects SPEC
+  // describes, so plain JSON.stringify is the serializer (no field silently dropped).
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  app.decorateRequest('auth', null as never);
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onRequest', authHook(deps.keys, deps.rateLimiter));
+  const debug = deps.logger.isLevelEnabled('debug');
+  app.addHook('onResponse', async (request, reply) => {
+    if (debug) {
+      request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
+    }
+  });
+
+  registerBodyParsers(app);
+  registerErrorHandling(app);
+  await app.register(fastifySwagger, swaggerOptions);
+
+  registerOpenApiRoute(app);
+  registerWorkspaceRoutes(app, deps);
+  registerWorkflowRoutes(app, deps);
+  registerExecutionRoutes(app, deps);
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,29 @@
+import type { FastifyInstance } from 'fastify';
+import type { SwaggerOptions } from '@fastify/swagger';
+import { ERROR_STATUS } from '../errors.js';
+
+// GET /api/v1/openapi.json: generated from the route schemas, the same ones that
+// validate requests, so the document cannot drift from the server.
+
+export const swaggerOptions: SwaggerOptions = {
+  openapi: {
+    openapi: '3.1.0',
+    info: {
+      title: 'SkipFlow API',
+      version: '1',
+      description: `Durable workflow executions. Errors: { "error": string, "error_code": one of ${Object.keys(ERROR_STATUS).join(', ')} }.`,
+    },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'sk_live_… API key' } },
+    },
+    security: [{ bearer: [] }],
+  },
+};
+
+export function registerOpenApiRoute(app: FastifyInstance): void {
+  app.get(
+    '/api/v1/openapi.json',
+    { config: { scope: 'public' }, schema: { hide: true } },
+    async () => app.swagger(),
+  );
+}

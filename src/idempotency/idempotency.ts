@@ -1,0 +1,104 @@
+import type { Db } from '../db/open.js';
+import type { Executor } from '../db/schema.js';
+import { ApiError, invalid } from '../errors.js';
+import { DAY_MS } from '../lib/time.js';
+import { fingerprint } from './fingerprint.js';
+
+// Idempotency keys (SPEC §2) on run-async and stop. The response of a success is
+// stored in the same transaction as its effect, so "the execution exists" and "the
+// key is recorded" are one fact. Errors are never stored: the key stays free.
+// Concurrent duplicates: on SQLite transactions are serial, so the second sees the
+// first's record; on PostgreSQL the second blocks on the key's primary key until the
+// first commits, fails with a unique violation, and is retried once — then it finds
+// the record and replays it. Either way exactly one effect happens.
+
+export const RETENTION_MS = DAY_MS;
+const KEY_PATTERN = /^[\x21-\x7e]{1,256}$/;
+
+export interface IdempotentRequest {
+  workspaceId: string;
+  key: string;
+  fingerprint: string;
+}
+
+export interface StoredResponse {
+  status: number;
+  bodyText: string;
+  replayed: boolean;
+}
+
+/** Reads the Idempotency-Key header; null when absent, 400 when malformed. */
+export function idempotentRequest(
+  workspaceId: string,
+  header: string | string[] | undefined,
+  request: { method: string; url: string; body: unknown },
+): IdempotentRequest | null {
+  if (header === undefined) return null;
+  const key = Array.isArray(header) ? header[0] : header;
+  if (key === undefined || !KEY_PATTERN.test(key)) {
+    throw invalid('Idempotency-Key must be 1–256 printable ASCII characters (0x21–0x7E), without spaces.');
+  }
+  return { workspaceId, key, fingerprint: fingerprint(request.method, request.url, request.body) };
+}
+
+/** Returns the stored response to replay, or null when the key is free. Throws 422
+ * when the key was used for a different request. */
+export async function findReplay(db: Executor, request: IdempotentRequest, now: number): Promise<StoredResponse | null> {
+  const row = await db
+    .selectFrom('idempotency_keys')
+    .select(['fingerprint', 'status_code', 'body', 'expires_at'])
+    .where('workspace_id', '=', request.workspaceId)
+    .where('key', '=', request.key)
+    .executeTakeFirst();
+  if (!row || row.expires_at <= now) return null;
+  if (row.fingerprint !== request.fingerprint) {
+    throw new ApiError(
+      'idempotency_key_reused',
+      'This Idempotency-Key was already used for a different request (method, path or body). Use a new key for a new request.',
+    );
+  }
+  return { status: row.status_code, bodyText: row.body, replayed: true };
+}
+
+export async function saveResponse(
+  db: Executor,
+  request: IdempotentRequest,
+  response: { status: number; bodyText: string },
+  now: number,
+): Promise<void> {
+  // An expired record of the same key may still be there (purging is periodic).
+  await db
+    .deleteFrom('idempotency_keys')
+    .where('workspace_id', '=', request.workspaceId)
+    .where('key', '=', request.key)
+    .where('expires_at', '<=', now)
+    .execute();
+  await db
+    .insertInto('idempotency_keys')
+    .values({
+      workspace_id: request.workspaceId,
+      key: request.key,
+      fingerprint: request.fingerprint,
+      status_code: response.status,
+      body: response.bodyText,
+      created_at: now,
+      expires_at: now + RETENTION_MS,
+    })
+    .execute();
+}
+
+/** Runs `attempt` and, if it lost a race on an idempotency key (unique violation),
+ * runs it once more: the second run finds the winner's record and replays it. */
+export async function retryOnKeyConflict<T>(db: Db, attempt: () => Promise<T>): Promise<T> {
+  try {
+    return await attempt();
+  } catch (error) {
+    if (!db.isUniqueViolation(error)) throw error;
+    return attempt();
+  }
+}
+
+export async function purgeExpiredKeys(db: Executor, now: number): Promise<number> {
+  const result = await db.deleteFrom('idempotency_keys').where('expires_at', '<=', now).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

@@ -1,0 +1,56 @@
+import { invalid } from '../errors.js';
+import { compileError } from '../engine/expressions.js';
+import { STEP_TYPE_NAMES, stepType } from '../engine/steps/index.js';
+import { forEachString, templateError } from '../engine/template.js';
+import { firstSchemaError } from '../http/schema-errors.js';
+import { WorkflowEnvelope, type WorkflowInput } from './schemas.js';
+
+// A workflow is validated completely when it is written, so that an execution never
+// meets a step it cannot even parse: unknown types, missing or extra fields, JSONata
+// that does not compile and broken {{ }} templates are 400s naming the exact field.
+
+// Fields that are never templated (SPEC §1): `type`, `name`, and the JSONata ones.
+const UNTEMPLATED = new Set(['type', 'name', 'if']);
+
+function validateStep(step: unknown, index: number): void {
+  const at = `steps[${index}]`;
+  if (typeof step !== 'object' || step === null || Array.isArray(step)) {
+    throw invalid(`${at}: must be an object with a "type"`);
+  }
+  const fields = step as Record<string, unknown>;
+  const type = typeof fields.type === 'string' ? stepType(fields.type) : undefined;
+  if (!type) {
+    const got = fields.type === undefined ? 'is missing' : `${JSON.stringify(fields.type)} is not a step type`;
+    throw invalid(`${at}.type: ${got}; use one of ${STEP_TYPE_NAMES.join(', ')}`);
+  }
+  const schemaError = firstSchemaError(type.schema, step, at);
+  if (schemaError) throw schemaError;
+
+  if (typeof fields.if === 'string') {
+    const message = compileError(fields.if);
+    if (message) throw invalid(`${at}.if: ${message}`);
+  }
+  for (const name of type.expressionFields) {
+    const source = fields[name];
+    const message = typeof source === 'string' ? compileError(source) : null;
+    if (message) throw invalid(`${at}.${name}: ${message}`);
+  }
+  const expressionFields = new Set(type.expressionFields);
+  for (const [name, value] of Object.entries(fields)) {
+    if (UNTEMPLATED.has(name) || expressionFields.has(name)) continue;
+    forEachString(value, `${at}.${name}`, (text, path) => {
+      const message = templateError(text);
+      if (message) throw invalid(`${path}: ${message}`);
+    });
+  }
+  const problem = type.check?.(fields);
+  if (problem) throw invalid(`${at}.${problem[0]}: ${problem[1]}`);
+}
+
+export function validateWorkflowInput(body: unknown): WorkflowInput {
+  const envelopeError = firstSchemaError(WorkflowEnvelope, body);
+  if (envelopeError) throw envelopeError;
+  const input = body as { steps: unknown[] };
+  input.steps.forEach(validateStep);
+  return body as WorkflowInput;
+}
