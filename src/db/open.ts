@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, type RawBuilder, sql } from 'kysely';
 import pg from 'pg';
-import type { Database } from './schema.js';
+import type { Database, Executor } from './schema.js';
 import { CachedSqliteDialect } from './sqlite-driver.js';
 
 // The narrow seam between SkipFlow and its two databases. Everything dialect-specific
@@ -21,6 +21,10 @@ export interface Db {
    * writers, so there is nothing to skip. */
   readonly skipLocked: boolean;
   isUniqueViolation(error: unknown): boolean;
+  /** Serialises transactions that name the same key until commit or rollback.
+   * PostgreSQL: a transaction-scoped advisory lock; SQLite runs one write transaction
+   * at a time already, so there is nothing to do. */
+  lockInTransaction(trx: Executor, key: string): Promise<void>;
   /** The pg pool, for LISTEN/NOTIFY; null on SQLite. */
   readonly pool: pg.Pool | null;
   close(): Promise<void>;
@@ -59,6 +63,7 @@ function openSqlite(path: string): Db {
     isUniqueViolation: (error) =>
       typeof error === 'object' && error !== null && 'code' in error &&
       (error.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || error.code === 'SQLITE_CONSTRAINT_UNIQUE'),
+    lockInTransaction: async () => {},
     pool: null,
     close: () => db.destroy(),
   };
@@ -77,6 +82,9 @@ function openPostgres(url: string, options: OpenOptions): Db {
     skipLocked: true,
     isUniqueViolation: (error) =>
       typeof error === 'object' && error !== null && 'code' in error && error.code === '23505',
+    lockInTransaction: async (trx, key) => {
+      await sql`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`.execute(trx);
+    },
     pool,
     close: () => db.destroy(),
   };

@@ -7,6 +7,7 @@ import {
   type IdempotentRequest,
   type StoredResponse,
   findReplay,
+  lockKey,
   retryOnKeyConflict,
   saveResponse,
 } from '../idempotency/idempotency.js';
@@ -57,6 +58,7 @@ export async function startExecution(
   const { workspaceId } = args.auth;
   const attempt = () =>
     deps.db.db.transaction().execute(async (trx): Promise<StoredResponse> => {
+      if (args.idempotency) await lockKey(deps.db, trx, args.idempotency);
       const now = deps.clock.now();
       const workflow = await trx
         .selectFrom('workflows')

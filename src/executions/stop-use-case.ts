@@ -5,6 +5,7 @@ import {
   type IdempotentRequest,
   type StoredResponse,
   findReplay,
+  lockKey,
   retryOnKeyConflict,
   saveResponse,
 } from '../idempotency/idempotency.js';
@@ -24,6 +25,7 @@ export async function stopExecution(
   const { workspaceId } = args.auth;
   const attempt = () =>
     deps.db.db.transaction().execute(async (trx): Promise<StoredResponse> => {
+      if (args.idempotency) await lockKey(deps.db, trx, args.idempotency);
       const now = deps.clock.now();
       const execution = await trx
         .selectFrom('executions')
@@ -38,8 +40,12 @@ export async function stopExecution(
       }
       if (execution.status !== 'running') throw notRunning(execution.status);
       const stopped = await stopRunningExecutions(trx, { workspaceId, ids: [execution.id], now });
-      // Lost a race with the worker finishing it: report the state that won.
-      if (stopped.length === 0) throw notRunning('finished');
+      // Lost a race (the worker finished it, or another stop won): report the state
+      // that won — a new statement sees what the winner committed.
+      if (stopped.length === 0) {
+        const current = await trx.selectFrom('executions').select('status').where('id', '=', execution.id).executeTakeFirst();
+        throw notRunning(current?.status ?? 'finished');
+      }
       const response = { status: 200, bodyText: JSON.stringify({ execution_id: execution.id, status: 'stopped' }), replayed: false };
       if (args.idempotency) await saveResponse(trx, args.idempotency, response, now);
       return response;

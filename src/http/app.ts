@@ -24,7 +24,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     requestIdHeader: false,
     bodyLimit: BODY_LIMIT_BYTES,
     frameworkErrors,
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+    // Any path segment Node lets through (headers are capped at 16 KiB) reaches the
+    // router, so an over-long id is authenticated and then a 404 like any malformed id.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 16_384 },
   });
 
   app.setValidatorCompiler(validatorCompiler);

@@ -41,7 +41,9 @@ export function parseJsonBody(text: string): unknown {
 export function registerBodyParsers(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(
-    /^application\/([\w.+-]+\+)?json$/,
+    // Fastify tests this against the whole header, parameters included
+    // (`application/json; charset=utf-8`), lower-cased.
+    /^application\/([\w.+-]+\+)?json\s*(;|$)/,
     { parseAs: 'string', bodyLimit: BODY_LIMIT_BYTES },
     (_request, body, done) => {
       try {

@@ -20,6 +20,7 @@ function fromFastify(error: FastifyError): ApiError | null {
         ? new ApiError('unsupported_media_type', 'Send the body as JSON with Content-Type: application/json.')
         : new ApiError('invalid_request', 'Content-Length does not match the body.');
     case 'FST_ERR_BAD_URL':
+    case 'FST_ERR_MAX_PARAM_LENGTH': // a path segment too long to be an id: no such resource
     case 'FST_ERR_ASYNC_CONSTRAINT':
       return new ApiError('not_found', 'No such route. See /api/v1/openapi.json for the API.');
   }

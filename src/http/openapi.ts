@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { SwaggerOptions } from '@fastify/swagger';
+import { Type } from '@sinclair/typebox';
 import { ERROR_STATUS } from '../errors.js';
+import { ErrorBody } from './responses.js';
 
 // GET /api/v1/openapi.json: generated from the route schemas, the same ones that
 // validate requests, so the document cannot drift from the server.
@@ -23,7 +25,17 @@ export const swaggerOptions: SwaggerOptions = {
 export function registerOpenApiRoute(app: FastifyInstance): void {
   app.get(
     '/api/v1/openapi.json',
-    { config: { scope: 'public' }, schema: { hide: true } },
+    {
+      config: { scope: 'public' },
+      schema: {
+        summary: 'This document (OpenAPI 3.1); needs no API key',
+        security: [],
+        response: {
+          200: Type.Object({ openapi: Type.String() }, { additionalProperties: true, title: 'OpenAPIDocument' }),
+          500: ErrorBody,
+        },
+      },
+    },
     async () => app.swagger(),
   );
 }

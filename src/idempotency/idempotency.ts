@@ -8,9 +8,14 @@ import { fingerprint } from './fingerprint.js';
 // stored in the same transaction as its effect, so "the execution exists" and "the
 // key is recorded" are one fact. Errors are never stored: the key stays free.
 // Concurrent duplicates: on SQLite transactions are serial, so the second sees the
-// first's record; on PostgreSQL the second blocks on the key's primary key until the
-// first commits, fails with a unique violation, and is retried once — then it finds
-// the record and replays it. Either way exactly one effect happens.
+// first's record. On PostgreSQL every transaction that carries a key first takes a
+// transaction-scoped advisory lock on (workspace, key): a duplicate waits there until
+// the first commits or rolls back, and then (read committed: each statement sees what
+// was committed before it) finds the record and replays it. Without that lock a
+// duplicate would run beside the first and fail on whatever the first used up — the
+// last credit (402), the last concurrency slot (429), the running state of the
+// execution it stops (400) — instead of getting the replay. The unique violation on
+// the key's primary key stays as the backstop (retried once).
 
 export const RETENTION_MS = DAY_MS;
 const KEY_PATTERN = /^[\x21-\x7e]{1,256}$/;
@@ -39,6 +44,13 @@ export function idempotentRequest(
     throw invalid('Idempotency-Key must be 1–256 printable ASCII characters (0x21–0x7E), without spaces.');
   }
   return { workspaceId, key, fingerprint: fingerprint(request.method, request.url, request.body) };
+}
+
+/** Serialises the transactions that carry the same key (PostgreSQL; SQLite runs one
+ * write transaction at a time already). Call first in the transaction, before
+ * anything the first request may change. Released at commit or rollback. */
+export async function lockKey(db: Db, trx: Executor, request: IdempotentRequest): Promise<void> {
+  await db.lockInTransaction(trx, `idempotency\n${request.workspaceId}\n${request.key}`);
 }
 
 /** Returns the stored response to replay, or null when the key is free. Throws 422

@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { type Role, loadConfig } from '../../config.js';
 import { migrate } from '../../db/migrate.js';
 import { openDb } from '../../db/open.js';
-import { startServer } from '../../server.js';
 import { CliError, positiveInt, print } from '../output.js';
 
 const ROLES: Role[] = ['all', 'api', 'worker'];
@@ -18,6 +17,9 @@ export function serveCommands(program: Command): void {
       if (!ROLES.includes(opts.role as Role)) throw new CliError(`--role must be one of ${ROLES.join(', ')}`);
       const overrides = { role: opts.role as Role, ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.host ? { host: opts.host } : {}) };
       const config = loadConfig(process.env, overrides);
+      // Loaded on demand: the HTTP stack is most of the CLI's start-up time, and the
+      // other commands (run by scripts, often in loops) never need it.
+      const { startServer } = await import('../../server.js');
       const server = await startServer(config);
       if (server.bootstrapKey) {
         process.stdout.write(
