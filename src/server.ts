@@ -4,6 +4,7 @@ import type { Config } from './config.js';
 import { migrate } from './db/migrate.js';
 import { type Db, openDb } from './db/open.js';
 import type { AppDeps } from './deps.js';
+import { PgSignals } from './engine/pg-signals.js';
 import { LocalSignals, type Signals } from './engine/signals.js';
 import { Worker } from './engine/worker.js';
 import { type App, buildApp } from './http/app.js';
@@ -34,13 +35,29 @@ export interface StartOptions {
   listen?: boolean;
 }
 
+/** Stops accepting, lets in-flight requests finish, and does not wait on keep-alive
+ * connections: Node closes the idle ones only once, so a connection that finishes its
+ * request during the drain would otherwise hold the close for the keep-alive timeout. */
+async function closeApp(app: App | null): Promise<void> {
+  if (!app) return;
+  const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+  const force = setTimeout(() => app.server.closeAllConnections(), 10_000);
+  try {
+    await app.close();
+  } finally {
+    clearInterval(sweep);
+    clearTimeout(force);
+  }
+}
+
 export async function startServer(config: Config, options: StartOptions = {}): Promise<Server> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const clock = options.clock ?? systemClock;
   const db: Db = openDb(config.databaseUrl, { poolSize: 20 });
   await migrate(db);
   const created = await bootstrapDefaultWorkspace(db, clock);
-  const signals = options.signals ?? new LocalSignals();
+  const signals = options.signals ?? (db.pool ? new PgSignals(db.pool, config.databaseUrl, logger) : new LocalSignals());
+  if (signals instanceof PgSignals) await signals.start();
   const keys = new KeyVerifier(db, clock);
   const deps: AppDeps = { config, db, clock, logger, keys, rateLimiter: createRateLimiter(db, config.rateLimitPerMinute, clock), signals };
 
@@ -62,7 +79,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const close = () =>
     (closing ??= (async () => {
       clearInterval(purgeTimer);
-      await app?.close(); // stops accepting, lets in-flight requests finish
+      await closeApp(app);
       await worker?.stop();
       await keys.close();
       await signals.close();

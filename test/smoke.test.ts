@@ -19,10 +19,10 @@ describeEachBackend('a workflow runs end to end', (backend) => {
     const run = await t.request({ method: 'POST', url: `/api/v1/workflows/${created.json().id}/run-async`, body: { input: { name: 'Ada' } } });
     expect(run.statusCode).toBe(202);
     const id = run.json().execution_id as string;
-    const done = await eventually(async () => {
+    const done: { steps: Array<{ result: unknown }> } = await eventually(async () => {
       const res = await t.request({ method: 'GET', url: `/api/v1/executions/${id}?include_step_results=true` });
       return res.json().status === 'success' ? res.json() : null;
     });
-    expect(done.steps[0].result).toBe('Hello Ada');
+    expect(done.steps[0]?.result).toBe('Hello Ada');
   });
 });

@@ -58,7 +58,7 @@ function openSqlite(path: string): Db {
   return {
     kind: 'sqlite',
     db,
-    nowMs: () => sql<number>`cast((julianday('now') - 2440587.5) * 86400000 as integer)`,
+    nowMs: () => sql<number>`cast(round(unixepoch('subsec') * 1000) as integer)`,
     skipLocked: false,
     isUniqueViolation: (error) =>
       typeof error === 'object' && error !== null && 'code' in error &&

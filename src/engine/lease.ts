@@ -16,22 +16,30 @@ export type ClaimedExecution = Pick<
 export async function claimBatch(handle: Db, args: { owner: string; limit: number; leaseMs: number }): Promise<ClaimedExecution[]> {
   const { db } = handle;
   const now = handle.nowMs();
-  const due = db
-    .selectFrom('executions')
-    .select('id')
-    .where('status', '=', 'running')
-    .where('available_at', '<=', now)
-    .orderBy('available_at')
-    .limit(args.limit)
-    .$if(handle.skipLocked, (q) => q.forUpdate().skipLocked());
+  // The due ids are picked in a MATERIALIZED CTE, evaluated exactly once. As a plain
+  // `WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`, PostgreSQL may run the
+  // subquery once per candidate row (each run skipping the rows the previous ones just
+  // locked), so the LIMIT did not bound the claim: a worker with 3 slots took 100.
   const claimed = await db
+    .with(
+      (cte) => cte('due').materialized(),
+      (qc) =>
+        qc
+          .selectFrom('executions')
+          .select('id')
+          .where('status', '=', 'running')
+          .where('available_at', '<=', now)
+          .orderBy('available_at')
+          .limit(args.limit)
+          .$if(handle.skipLocked, (q) => q.forUpdate().skipLocked()),
+    )
     .updateTable('executions')
     .set({
       lease_owner: args.owner,
       lease_token: sql`lease_token + 1`,
       available_at: sql`${now} + ${args.leaseMs}`,
     })
-    .where('id', 'in', due)
+    .where('id', 'in', (eb) => eb.selectFrom('due').select('due.id'))
     .where('status', '=', 'running')
     .returning(['id', 'workspace_id', 'workflow_id', 'version_id', 'workflow_name', 'input', 'current_step', 'lease_token'])
     .execute();
@@ -52,6 +60,21 @@ export async function claimBatch(handle: Db, args: { owner: string; limit: numbe
   return claimed.map((c) => ({ ...c, steps: byExecution.get(c.id) ?? [] }));
 }
 
+/** Milliseconds (by the database's clock) until the earliest execution that sleeps
+ * unleased — a delay, a retry backoff, a released lease — comes due; null if none. */
+export async function nextWakeDelay(handle: Db): Promise<number | null> {
+  const now = handle.nowMs();
+  const row = await handle.db
+    .selectFrom('executions')
+    .select(sql<number | null>`min(available_at) - ${now}`.as('delay'))
+    .where('status', '=', 'running')
+    .where('available_at', '>', now)
+    .where('lease_owner', 'is', null)
+    .executeTakeFirst();
+  const delay = row?.delay;
+  return delay === null || delay === undefined ? null : Number(delay);
+}
+
 /** Extends the leases this worker still holds; returns the ids it still holds (an id
  * missing from the answer was stopped, finished or taken over: abort it). */
 export async function renewLeases(handle: Db, args: { owner: string; ids: readonly string[]; leaseMs: number }): Promise<Set<string>> {
@@ -68,6 +91,22 @@ export async function renewLeases(handle: Db, args: { owner: string; ids: readon
     for (const row of rows) held.add(row.id);
   }
   return held;
+}
+
+/** Of the given executions, those that are no longer `running` (stopped by any
+ * process, e.g. through another process's API). */
+export async function notRunning(handle: Db, ids: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = await handle.db
+      .selectFrom('executions')
+      .select('id')
+      .where('id', 'in', ids.slice(i, i + 500))
+      .where('status', '<>', 'running')
+      .execute();
+    for (const row of rows) out.push(row.id);
+  }
+  return out;
 }
 
 /** Hands this worker's executions back at once (graceful shutdown), instead of

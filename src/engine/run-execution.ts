@@ -80,7 +80,9 @@ async function beginStep(deps: RunnerDeps, run: Run, i: number, row: ExecutionSt
         throw new StepFailure('worker_lost', `The worker running this step was lost ${interruptions} times; the step is not tried again.`);
       }
       run.writes.push({ idx: i, set: { interruptions } });
-      return { attempt: row.attempts, wakeAt: null };
+      // A delay that had already woken keeps its stored wake-up time (wake_at is only
+      // set while sleeping or just after waking), so it neither sleeps again nor fires early.
+      return { attempt: row.attempts, wakeAt: row.wake_at };
     }
   }
 }

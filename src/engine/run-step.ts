@@ -68,6 +68,8 @@ export async function runAttempt(args: {
 }): Promise<StepOutcome> {
   const timeoutMs = timeoutOf(args.type, args.def);
   const fields = await renderFields(args.type, args.def, args.context, timeoutMs);
+  // Stopped (or shutting down) before the attempt began: do not start it at all.
+  if (args.signal.aborted) throw new Abandoned('stopped');
   const timeout = new AbortController();
   const signal = AbortSignal.any([args.signal, timeout.signal]);
   let timer: NodeJS.Timeout | undefined;
@@ -78,7 +80,7 @@ export async function runAttempt(args: {
     timer = setTimeout(() => timeout.abort(), timeoutMs);
     onAbort = () => {
       if (args.signal.aborted) reject(new Abandoned('stopped'));
-      else reject(new StepFailure('timeout', `The step did not finish within ${timeoutMs} ms (timeout_ms).`, true));
+      else reject(args.type.timeoutFailure?.(timeoutMs) ?? new StepFailure('timeout', `The step did not finish within ${timeoutMs} ms (timeout_ms).`, true));
     };
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });

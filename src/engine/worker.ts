@@ -5,15 +5,18 @@ import type { Db } from '../db/open.js';
 import type { Clock } from '../lib/time.js';
 import { versionSteps } from '../workflows/version-cache.js';
 import { Checkpointer } from './checkpoint.js';
-import { type ClaimedExecution, claimBatch, releaseLeases, renewLeases } from './lease.js';
+import { type ClaimedExecution, claimBatch, nextWakeDelay, notRunning, releaseLeases, renewLeases } from './lease.js';
 import { runExecution } from './run-execution.js';
 import type { Signals } from './signals.js';
 
 // A worker runs at most `concurrency` executions at once. It claims due executions
 // in batches whenever it has free slots and something may be due: at once when new
-// work is signalled, when one of its executions ends or sleeps until a known time,
-// and on a slow poll as the fallback. A sleeping execution holds no slot and no
-// memory: it is a row with an `available_at` in the future.
+// work is signalled, when one of its executions ends, when the earliest sleeper is
+// due, and on a slow poll as the fallback. A sleeping execution holds no slot and no
+// memory: it is a row with an `available_at` in the future. One timer tracks the
+// earliest wake-up: when it fires (and at start), the worker asks the database for
+// the next one, so later sleepers — its own, those left by a previous process — wake
+// on time without waiting for the poll.
 //
 // Lifecycle: idle → running (start) → draining (stop: no new claims, in-flight
 // executions get `graceMs` to finish) → stopped (the rest are aborted and their
@@ -30,6 +33,12 @@ export interface WorkerOptions {
 }
 
 const MAX_BATCH = 100;
+/** How often a busy worker checks whether any of its executions was stopped by
+ * another process (a stop made here is signalled at once): SPEC §1 wants the step in
+ * flight aborted within 1 second on whichever process runs it. */
+const STOP_CHECK_MS = 400;
+/** Longest single wake timer (setTimeout overflows past ~24.8 days); it re-arms. */
+const MAX_TIMER_MS = 3_600_000;
 
 export class Worker {
   readonly id = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
@@ -40,10 +49,16 @@ export class Worker {
   #fillScheduled = false;
   #filling = false;
   #fillAgain = false;
+  /** Settles when the fill in progress (if any) has launched what it claimed. */
+  #fillIdle: Promise<void> = Promise.resolve();
   #pollTimer: NodeJS.Timeout | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
+  #stopCheckTimer: NodeJS.Timeout | undefined;
+  #checkingStops = false;
   #wakeTimer: NodeJS.Timeout | undefined;
   #wakeAt = Infinity;
+  /** Ask the database when the next sleeper is due, after the next claim round. */
+  #lookAhead = true;
 
   constructor(private readonly options: WorkerOptions) {
     this.#checkpoints = new Checkpointer(options.db, options.logger);
@@ -57,10 +72,19 @@ export class Worker {
     if (this.#state !== 'idle') return;
     this.#state = 'running';
     const { signals, pollIntervalMs, leaseMs } = this.options;
-    this.#unsubscribe.push(signals.onWorkAvailable(() => this.#requestFill()));
+    // New work may not be due yet by the database's clock (which the claim compares
+    // with) even though it is by ours: the look-ahead then times the retry by the
+    // database's clock instead of leaving it to the poll.
+    this.#unsubscribe.push(
+      signals.onWorkAvailable(() => {
+        this.#lookAhead = true;
+        this.#requestFill();
+      }),
+    );
     this.#unsubscribe.push(signals.onStopRequested((id) => this.#running.get(id)?.controller.abort()));
     this.#pollTimer = setInterval(() => this.#requestFill(), pollIntervalMs);
     this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), Math.max(100, Math.floor(leaseMs / 3)));
+    this.#stopCheckTimer = setInterval(() => void this.#checkStops(), STOP_CHECK_MS);
     this.#requestFill();
   }
 
@@ -72,6 +96,8 @@ export class Worker {
     for (const off of this.#unsubscribe.splice(0)) off();
     clearInterval(this.#pollTimer);
     clearTimeout(this.#wakeTimer);
+    // A claim already in flight launches what it took; those are drained like the rest.
+    await this.#fillIdle;
     const all = () => Promise.all([...this.#running.values()].map((r) => r.done));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([all(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
@@ -79,6 +105,7 @@ export class Worker {
     for (const { controller } of this.#running.values()) controller.abort();
     await all();
     clearInterval(this.#heartbeatTimer);
+    clearInterval(this.#stopCheckTimer);
     await releaseLeases(this.options.db, this.id).catch((err: unknown) => this.options.logger.warn({ err }, 'could not release leases'));
     this.#state = 'stopped';
   }
@@ -98,6 +125,8 @@ export class Worker {
       return;
     }
     this.#filling = true;
+    let idle!: () => void;
+    this.#fillIdle = new Promise((resolve) => (idle = resolve));
     try {
       do {
         this.#fillAgain = false;
@@ -108,11 +137,18 @@ export class Worker {
           for (const claimed of batch) this.#launch(claimed);
           if (batch.length < wanted) break;
         }
+        if (this.#lookAhead && this.#state === 'running') {
+          this.#lookAhead = false;
+          const delay = await nextWakeDelay(this.options.db);
+          if (delay !== null) this.#wakeFor(this.options.clock.now() + Math.max(0, delay));
+        }
       } while (this.#fillAgain && this.#state === 'running');
     } catch (err) {
+      this.#lookAhead = true;
       this.options.logger.error({ err }, 'claiming executions failed; retrying on the next poll');
     } finally {
       this.#filling = false;
+      idle();
     }
   }
 
@@ -134,16 +170,29 @@ export class Worker {
     this.#running.set(claimed.id, { controller, done });
   }
 
-  /** Wakes the worker when the earliest known sleeper is due (polling covers the rest). */
+  /** Wakes the worker when the earliest known sleeper is due; the look-ahead then finds the next. */
   #wakeFor(until: number): void {
     if (until >= this.#wakeAt || this.#state !== 'running') return;
     this.#wakeAt = until;
     clearTimeout(this.#wakeTimer);
     this.#wakeTimer = setTimeout(() => {
       this.#wakeAt = Infinity;
+      this.#lookAhead = true;
       this.#requestFill();
-    }, Math.max(0, until - this.options.clock.now()));
+    }, Math.min(MAX_TIMER_MS, Math.max(0, until - this.options.clock.now())));
     this.#wakeTimer.unref();
+  }
+
+  async #checkStops(): Promise<void> {
+    if (this.#checkingStops || this.#running.size === 0) return;
+    this.#checkingStops = true;
+    try {
+      for (const id of await notRunning(this.options.db, [...this.#running.keys()])) this.#running.get(id)?.controller.abort();
+    } catch (err) {
+      this.options.logger.warn({ err }, 'checking for stopped executions failed');
+    } finally {
+      this.#checkingStops = false;
+    }
   }
 
   async #heartbeat(): Promise<void> {

@@ -1,4 +1,5 @@
 import { type TObject, type TProperties, Type } from '@sinclair/typebox';
+import type { StepFailure } from '../step-errors.js';
 
 // The contract every step type implements: its own fields (a TypeBox schema that
 // drives validation, the StepDefinition type and the OpenAPI document), any check
@@ -67,5 +68,7 @@ export interface StepType<S extends TObject = TObject> {
   readonly expressionFields: readonly string[];
   /** Checks a schema cannot express; returns [fieldPath, message] or null. */
   check?(step: Record<string, unknown>): [string, string] | null;
+  /** How an attempt that outlives its budget fails; default: a retryable `timeout`. */
+  timeoutFailure?(timeoutMs: number): StepFailure;
   run(context: StepContext, signal: AbortSignal): Promise<StepOutcome>;
 }

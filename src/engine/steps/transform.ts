@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
-import { evaluate } from '../expressions.js';
+import { evaluate, timeoutMessage } from '../expressions.js';
+import { StepFailure } from '../step-errors.js';
 import { type StepType, stepSchema } from './step-type.js';
 
 const schema = stepSchema('transform', {
@@ -11,9 +12,12 @@ export const transformStep: StepType<typeof schema> = {
   schema,
   defaultTimeoutMs: 1000,
   expressionFields: ['expression'],
-  async run(context) {
+  // Running past the budget is the expression's own bound (not retried), whichever of
+  // the evaluator and the framework's timer notices first.
+  timeoutFailure: (timeoutMs) => new StepFailure('expression_error', timeoutMessage(timeoutMs)),
+  async run(context, signal) {
     const source = context.fields.expression as string;
-    const result = await evaluate(source, context.expressionContext, context.timeoutMs);
+    const result = await evaluate(source, context.expressionContext, context.timeoutMs, signal);
     return { kind: 'completed', result };
   },
 };

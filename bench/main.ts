@@ -1,0 +1,271 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import BetterSqlite3 from 'better-sqlite3';
+import { CLI, type Proc, startCeilingServer, startSkipflow } from './processes.js';
+import { percentile, round } from './stats.js';
+
+// `npm run bench [-- --quick]`: every row of the benchmark issue in one run, on this
+// machine, against ceilings measured in the same run. Figures are only comparable as
+// ratios within one run (2 noisy cores). Never run by `npm test`.
+
+const quick = process.argv.includes('--quick');
+const S = quick
+  ? { loadSeconds: 3, w2Executions: 1_000, w4Sleepers: 2_000, w4DelaySeconds: 3, w5Rows: 100_000, latencySeconds: 2 }
+  : { loadSeconds: 10, w2Executions: 5_000, w4Sleepers: 10_000, w4DelaySeconds: 5, w5Rows: 1_000_000, latencySeconds: 3 };
+const CONNECTIONS = 50;
+
+type Row = { name: string; figures: Record<string, number | string>; target?: string; met?: boolean };
+const rows: Row[] = [];
+const tmp = mkdtempSync(join(tmpdir(), 'skipflow-bench-'));
+
+function log(message: string) {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+async function load(opts: { url: string; method?: 'GET' | 'POST'; headers?: Record<string, string>; body?: string; amount?: number; connections?: number; seconds?: number }) {
+  const result = await autocannon({
+    url: opts.url,
+    method: opts.method ?? 'GET',
+    headers: opts.headers,
+    body: opts.body,
+    connections: opts.connections ?? CONNECTIONS,
+    ...(opts.amount ? { amount: opts.amount } : { duration: opts.seconds ?? S.loadSeconds }),
+  });
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    total: result.requests.total,
+    bad: result.non2xx + result.errors + result.timeouts,
+  };
+}
+
+function sqliteUrl(name: string) {
+  const dir = join(tmp, name);
+  mkdirSync(dir, { recursive: true });
+  return { url: `sqlite:${join(dir, 'skipflow.db')}`, file: join(dir, 'skipflow.db') };
+}
+
+async function api(proc: Proc & { key: string }, method: string, path: string, body?: unknown) {
+  const res = await fetch(`http://127.0.0.1:${proc.port}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${proc.key}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = (await res.json()) as Record<string, unknown>;
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+async function prepare(proc: Proc & { key: string }, url: string, steps: unknown[]) {
+  const ws = await api(proc, 'GET', '/api/v1/workspace');
+  execFileSync(process.execPath, [CLI, 'credits', 'add', '--workspace', String(ws.workspace_id), '--amount', '100000000'], {
+    env: { ...process.env, SKIPFLOW_DATABASE_URL: url },
+  });
+  const wf = await api(proc, 'POST', '/api/v1/workflows', { name: 'bench', steps });
+  return String(wf.id);
+}
+
+const THREE_TRANSFORMS = [
+  { type: 'transform', expression: 'input.n + 1' },
+  { type: 'transform', expression: 'steps[0] * 2' },
+  { type: 'transform', expression: "{ 'total': steps[1], 'who': input.who }" },
+];
+
+async function waitUntil(check: () => boolean, timeoutMs: number, what: string) {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not done within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function ceilingSqlite(): number {
+  const { file } = sqliteUrl('ceiling-sqlite');
+  const db = new BetterSqlite3(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.exec('create table t (id integer primary key, v text)');
+  const insert = db.prepare('insert into t (v) values (?)');
+  const tx = db.transaction((v: string) => insert.run(v));
+  const end = Date.now() + (quick ? 1000 : 3000);
+  let n = 0;
+  const start = Date.now();
+  while (Date.now() < end) {
+    tx('x'.repeat(64));
+    n++;
+  }
+  db.close();
+  return n / ((Date.now() - start) / 1000);
+}
+
+async function main() {
+  log(`mode ${quick ? 'quick' : 'full'}; ${cpus().length} cores; ${process.version}`);
+
+  log('ceiling-http');
+  const ceiling = await startCeilingServer();
+  const http = await load({ url: `http://127.0.0.1:${ceiling.port}/ping` });
+  await ceiling.stop();
+  rows.push({ name: 'ceiling-http', figures: { 'req/s': round(http.rps, 0), 'p50 ms': http.p50, 'p99 ms': http.p99 } });
+
+  log('ceiling-sqlite');
+  const sqliteTps = ceilingSqlite();
+  rows.push({ name: 'ceiling-sqlite', figures: { 'tx/s': round(sqliteTps, 0) } });
+
+  // W1 and W3 share one server: W1 fills it with executions, W3 polls one of them.
+  log('W1 run-async');
+  const db1 = sqliteUrl('w1');
+  const s1 = await startSkipflow({ SKIPFLOW_DATABASE_URL: db1.url });
+  const wf1 = await prepare(s1, db1.url, THREE_TRANSFORMS);
+  const headers = { authorization: `Bearer ${s1.key}`, 'content-type': 'application/json' };
+  const w1 = await load({ url: `http://127.0.0.1:${s1.port}/api/v1/workflows/${wf1}/run-async`, method: 'POST', headers, body: '{"input":{"n":1,"who":"bench"}}' });
+  rows.push({
+    name: 'W1 run-async',
+    figures: { 'req/s': round(w1.rps, 0), 'p50 ms': w1.p50, 'p99 ms': w1.p99, 'vs ceiling-http': round(w1.rps / http.rps), errors: w1.bad },
+    target: '≥ 12,000 req/s, p99 ≤ 20 ms',
+    met: w1.rps >= 12_000 && w1.p99 <= 20,
+  });
+
+  log('W3 poll');
+  const one = await api(s1, 'POST', `/api/v1/workflows/${wf1}/run-async`, { input: { n: 1 } });
+  const w3 = await load({ url: `http://127.0.0.1:${s1.port}/api/v1/executions/${String(one.execution_id)}`, headers });
+  rows.push({
+    name: 'W3 poll',
+    figures: { 'req/s': round(w3.rps, 0), 'p50 ms': w3.p50, 'p99 ms': w3.p99, 'vs ceiling-http': round(w3.rps / http.rps), errors: w3.bad },
+    target: '≥ 50% of ceiling-http',
+    met: w3.rps >= 0.5 * http.rps,
+  });
+  await s1.stop();
+
+  log(`W2 end-to-end (${S.w2Executions} executions)`);
+  const db2 = sqliteUrl('w2');
+  const s2 = await startSkipflow({ SKIPFLOW_DATABASE_URL: db2.url });
+  const wf2 = await prepare(s2, db2.url, THREE_TRANSFORMS);
+  const reader2 = new BetterSqlite3(db2.file, { readonly: true });
+  const done2 = reader2.prepare("select count(*) as n from executions where status = 'success'");
+  const steps2 = reader2.prepare("select count(*) as n from execution_steps where status = 'completed' and result is not null");
+  const t0 = Date.now();
+  const submit = await load({
+    url: `http://127.0.0.1:${s2.port}/api/v1/workflows/${wf2}/run-async`,
+    method: 'POST',
+    headers: { authorization: `Bearer ${s2.key}`, 'content-type': 'application/json' },
+    body: '{"input":{"n":1,"who":"bench"}}',
+    amount: S.w2Executions,
+  });
+  const submitSeconds = (Date.now() - t0) / 1000;
+  await waitUntil(() => (done2.get() as { n: number }).n >= S.w2Executions, 300_000, 'W2');
+  const w2Seconds = (Date.now() - t0) / 1000;
+  const storedSteps = (steps2.get() as { n: number }).n;
+  reader2.close();
+  await s2.stop();
+  const w2Rate = S.w2Executions / w2Seconds;
+  rows.push({
+    name: 'W2 end-to-end',
+    figures: {
+      'executions/s': round(w2Rate, 0),
+      'wall s': round(w2Seconds),
+      'submit s': round(submitSeconds),
+      'checkpoints/s': round((storedSteps) / w2Seconds, 0),
+      'vs ceiling-sqlite': round(storedSteps / w2Seconds / sqliteTps),
+      'steps stored': storedSteps,
+      errors: submit.bad,
+    },
+    target: '≥ 5,000 executions/s',
+    met: w2Rate >= 5_000,
+  });
+
+  log(`W4 sleepers (${S.w4Sleepers} × ${S.w4DelaySeconds} s)`);
+  const db4 = sqliteUrl('w4');
+  const s4 = await startSkipflow({ SKIPFLOW_DATABASE_URL: db4.url });
+  const wfWarm = await prepare(s4, db4.url, THREE_TRANSFORMS);
+  const h4 = { authorization: `Bearer ${s4.key}`, 'content-type': 'application/json' };
+  await load({ url: `http://127.0.0.1:${s4.port}/api/v1/workflows/${wfWarm}/run-async`, method: 'POST', headers: h4, body: '{"input":{"n":1}}', amount: 2_000 });
+  const wf4 = String((await api(s4, 'POST', '/api/v1/workflows', { name: 'sleep', steps: [{ type: 'delay', seconds: S.w4DelaySeconds }] })).id);
+  const reader4 = new BetterSqlite3(db4.file, { readonly: true });
+  const asleep = reader4.prepare("select count(*) as n from execution_steps where phase = 'sleep'");
+  await new Promise((r) => setTimeout(r, 1000));
+  const rssBefore = s4.rssMb();
+  await load({ url: `http://127.0.0.1:${s4.port}/api/v1/workflows/${wf4}/run-async`, method: 'POST', headers: h4, body: '{}', amount: S.w4Sleepers });
+  await waitUntil(() => (asleep.get() as { n: number }).n >= S.w4Sleepers, 120_000, 'W4 sleeping');
+  const rssAfter = s4.rssMb();
+  const finished = reader4.prepare(`select count(*) as n from executions where workflow_id = ? and status = 'success'`);
+  await waitUntil(() => (finished.get(wf4) as { n: number }).n >= S.w4Sleepers, 120_000, 'W4 waking');
+  const lateness = (reader4.prepare(`select s.completed_at - s.wake_at as late from execution_steps s join executions e on e.id = s.execution_id where e.workflow_id = ?`).all(wf4) as { late: number }[])
+    .map((r) => r.late)
+    .sort((a, b) => a - b);
+  reader4.close();
+  await s4.stop();
+  const growth = rssAfter - rssBefore;
+  const lateP99 = percentile(lateness, 99);
+  rows.push({
+    name: 'W4 sleepers',
+    figures: {
+      'RSS before MB': round(rssBefore, 1),
+      'RSS asleep MB': round(rssAfter, 1),
+      'growth MB': round(growth, 1),
+      'late p50 ms': percentile(lateness, 50),
+      'late p99 ms': lateP99,
+      'late max ms': lateness[lateness.length - 1] ?? NaN,
+      early: lateness.filter((l) => l < 0).length,
+    },
+    target: 'growth < 30 MB, p99 lateness < 1 s, never early',
+    met: growth < 30 && lateP99 < 1000 && lateness[0]! >= 0,
+  });
+
+  log(`W5 list at scale (${S.w5Rows} executions)`);
+  const db5 = sqliteUrl('w5');
+  const s5 = await startSkipflow({ SKIPFLOW_DATABASE_URL: db5.url });
+  const wf5 = await prepare(s5, db5.url, THREE_TRANSFORMS);
+  const ws5 = String((await api(s5, 'GET', '/api/v1/workspace')).workspace_id);
+  const writer = new BetterSqlite3(db5.file);
+  writer.pragma('busy_timeout = 10000');
+  const base = Math.floor(Date.now() / 1000) - S.w5Rows;
+  writer
+    .prepare(
+      `with recursive n(i) as (select 0 union all select i + 1 from n where i + 1 < ?)
+       insert into executions (id, workspace_id, workflow_id, version_id, workflow_name, status, input, created_at, completed_at, current_step, lease_token)
+       select printf('%08x%016x', ? + i, i), ?, ?, 'v', 'bench', 'success', 'null', (? + i) * 1000, (? + i) * 1000, 3, 0 from n`,
+    )
+    .run(S.w5Rows, base, ws5, wf5, base, base);
+  writer.exec('analyze');
+  const deepId = (writer.prepare('select id from executions where workspace_id = ? order by id desc limit 1 offset ?').get(ws5, Math.floor(S.w5Rows * 0.9)) as { id: string }).id;
+  writer.close();
+  const h5 = { authorization: `Bearer ${s5.key}` };
+  const first = await load({ url: `http://127.0.0.1:${s5.port}/api/v1/executions?limit=20`, headers: h5, connections: 1, seconds: S.latencySeconds });
+  const deep = await load({ url: `http://127.0.0.1:${s5.port}/api/v1/executions?limit=20&after=${deepId}`, headers: h5, connections: 1, seconds: S.latencySeconds });
+  await s5.stop();
+  const ratio = deep.p50 / Math.max(first.p50, 0.001);
+  rows.push({
+    name: 'W5 list at scale',
+    figures: { rows: S.w5Rows, 'first page p50 ms': first.p50, 'deep page p50 ms': deep.p50, 'deep/first': round(ratio), errors: first.bad + deep.bad },
+    target: 'ratio ≤ 1.5',
+    met: ratio <= 1.5,
+  });
+
+  report();
+}
+
+function report() {
+  const lines = rows.map((r) => {
+    const figures = Object.entries(r.figures).map(([k, v]) => `${k} ${v}`).join(', ');
+    const target = r.target ? ` | target ${r.target}: ${r.met ? 'MET' : 'not met'}` : '';
+    return `${r.name.padEnd(18)} ${figures}${target}`;
+  });
+  process.stdout.write(`\n${lines.join('\n')}\n`);
+  const dir = new URL('./results/', new URL('../../bench/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    new URL('latest.json', dir),
+    JSON.stringify({ at: new Date().toISOString(), quick, node: process.version, cores: cpus().length, cpu: cpus()[0]?.model, rows }, null, 2),
+  );
+  process.stdout.write(`\nwritten to bench/results/latest.json\n`);
+}
+
+try {
+  await main();
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
