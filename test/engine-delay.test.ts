@@ -68,6 +68,7 @@ describe('engine: the delay step type', () => {
     wakeAt,
     timeoutMs: 1000,
     now: () => now,
+    services: { allowPrivateNetwork: false, smtpUrl: null },
   });
   const signal = new AbortController().signal;
 

@@ -140,7 +140,7 @@ describeEachBackend('engine: steps', (backend) => {
       workflow: { workflow_id: 'w', name: 'W' },
     };
     const controller = new AbortController();
-    await runAttempt({ type: probe, def, context, stepKey: 'e:0', attempt: 1, wakeAt: null, signal: controller.signal, now: Date.now });
+    await runAttempt({ type: probe, def, context, stepKey: 'e:0', attempt: 1, wakeAt: null, signal: controller.signal, now: Date.now, services: { allowPrivateNetwork: false, smtpUrl: null } });
     expect(seen).toEqual({
       type: 'probe',
       name: '{{ input.n }}',
@@ -364,6 +364,7 @@ describe('engine: runAttempt (the step framework)', () => {
       wakeAt: null,
       signal: new AbortController().signal,
       now: Date.now,
+      services: { allowPrivateNetwork: false, smtpUrl: null },
     }).catch((e: unknown) => e);
     expect(error).not.toBeInstanceOf(Abandoned);
     expect(error).toMatchObject({ code: 'timeout', retryable: true });

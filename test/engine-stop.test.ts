@@ -26,7 +26,7 @@ function fakeType(run: StepType['run']): StepType {
 
 describe('engine: aborting an attempt in flight (framework guarantee)', () => {
   const attempt = (type: StepType, signal: AbortSignal) =>
-    runAttempt({ type, def: { type: 'fake' } as unknown as StepDefinition, context, stepKey: 'e:0', attempt: 1, wakeAt: null, signal, now: Date.now });
+    runAttempt({ type, def: { type: 'fake' } as unknown as StepDefinition, context, stepKey: 'e:0', attempt: 1, wakeAt: null, signal, now: Date.now, services: { allowPrivateNetwork: false, smtpUrl: null } });
 
   it('aborts the step’s own signal and throws Abandoned promptly', async () => {
     let stepSignal: AbortSignal | undefined;

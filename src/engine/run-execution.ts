@@ -7,7 +7,7 @@ import type { ClaimedExecution } from './lease.js';
 import { Abandoned, evaluateCondition, runAttempt, timeoutOf } from './run-step.js';
 import { StepFailure } from './step-errors.js';
 import { type StepDefinition, stepType } from './steps/index.js';
-import type { ExpressionContext } from './steps/step-type.js';
+import type { ExpressionContext, StepServices } from './steps/step-type.js';
 
 // Runs one claimed execution from its current step until it ends, sleeps or is
 // stopped. Steps run strictly in order. Each checkpoint carries the end of one step
@@ -24,6 +24,7 @@ export interface RunnerDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly checkpoints: Checkpointer;
+  readonly services: StepServices;
   /** Called when the execution goes to sleep, so the worker can wake for it. */
   onSleep(until: number): void;
 }
@@ -143,6 +144,7 @@ async function runOneStep(deps: RunnerDeps, run: Run, i: number, signal: AbortSi
       wakeAt: started.wakeAt,
       signal,
       now: () => deps.clock.now(),
+      services: deps.services,
     });
     const now = deps.clock.now();
     if (outcome.kind === 'sleep') {
@@ -153,7 +155,7 @@ async function runOneStep(deps: RunnerDeps, run: Run, i: number, signal: AbortSi
     }
     run.writes.push({
       idx: i,
-      set: { status: 'completed', phase: null, wake_at: null, result: JSON.stringify(outcome.result), error: null, error_code: null, completed_at: now },
+      set: { status: 'completed', phase: null, result: JSON.stringify(outcome.result), error: null, error_code: null, completed_at: now },
     });
     return { result: outcome.result };
   } catch (error) {

@@ -1,5 +1,5 @@
 import type { StepDefinition } from './steps/index.js';
-import type { ExpressionContext, StepOutcome, StepType } from './steps/step-type.js';
+import type { ExpressionContext, StepOutcome, StepServices, StepType } from './steps/step-type.js';
 import { ExpressionError, evaluate } from './expressions.js';
 import { StepFailure } from './step-errors.js';
 import { renderTemplates } from './template.js';
@@ -65,6 +65,7 @@ export async function runAttempt(args: {
   wakeAt: number | null;
   signal: AbortSignal;
   now: () => number;
+  services: StepServices;
 }): Promise<StepOutcome> {
   const timeoutMs = timeoutOf(args.type, args.def);
   const fields = await renderFields(args.type, args.def, args.context, timeoutMs);
@@ -87,7 +88,7 @@ export async function runAttempt(args: {
   });
   try {
     const run = args.type.run(
-      { fields, expressionContext: args.context, stepKey: args.stepKey, attempt: args.attempt, wakeAt: args.wakeAt, timeoutMs, now: args.now },
+      { fields, expressionContext: args.context, stepKey: args.stepKey, attempt: args.attempt, wakeAt: args.wakeAt, timeoutMs, now: args.now, services: args.services },
       signal,
     );
     run.catch(() => {}); // when `cut` wins, a later rejection of `run` is expected

@@ -8,6 +8,7 @@ import { Checkpointer } from './checkpoint.js';
 import { type ClaimedExecution, claimBatch, nextWakeDelay, notRunning, releaseLeases, renewLeases } from './lease.js';
 import { runExecution } from './run-execution.js';
 import type { Signals } from './signals.js';
+import type { StepServices } from './steps/step-type.js';
 
 // A worker runs at most `concurrency` executions at once. It claims due executions
 // in batches whenever it has free slots and something may be due: at once when new
@@ -30,6 +31,7 @@ export interface WorkerOptions {
   readonly concurrency: number;
   readonly leaseMs: number;
   readonly pollIntervalMs: number;
+  readonly services: StepServices;
 }
 
 const MAX_BATCH = 100;
@@ -155,7 +157,7 @@ export class Worker {
   #launch(claimed: ClaimedExecution): void {
     const controller = new AbortController();
     const { clock, logger, db } = this.options;
-    const deps = { clock, logger, checkpoints: this.#checkpoints, onSleep: (until: number) => this.#wakeFor(until) };
+    const deps = { clock, logger, checkpoints: this.#checkpoints, services: this.options.services, onSleep: (until: number) => this.#wakeFor(until) };
     const done = versionSteps(db.db, claimed.version_id)
       .then((defs) => runExecution(deps, claimed, defs, controller.signal))
       .catch((err: unknown) => {

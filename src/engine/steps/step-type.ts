@@ -41,6 +41,14 @@ export interface ExpressionContext {
   workflow: { workflow_id: string; name: string };
 }
 
+/** What the operator configured for steps that reach the outside world. */
+export interface StepServices {
+  /** SKIPFLOW_ALLOW_PRIVATE_NETWORK: http steps may reach loopback/private addresses. */
+  readonly allowPrivateNetwork: boolean;
+  /** SKIPFLOW_SMTP_URL, or null: email steps then fail with email_not_configured. */
+  readonly smtpUrl: string | null;
+}
+
 export interface StepContext {
   /** The step's fields with every template rendered. */
   fields: Record<string, unknown>;
@@ -52,6 +60,7 @@ export interface StepContext {
   wakeAt: number | null;
   timeoutMs: number;
   now(): number;
+  services: StepServices;
 }
 
 export type StepOutcome =
