@@ -2,12 +2,14 @@ import { type Migration, type MigrationProvider, Migrator } from 'kysely';
 import type { Db } from './open.js';
 import * as m0001 from './migrations/0001-initial.js';
 import * as m0002 from './migrations/0002-executions-workflow-status-index.js';
+import * as m0003 from './migrations/0003-executions-due-by-workspace.js';
 
 // A static list, not a directory scan: the build cannot lose a migration and the
 // order is the one written here.
 const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': m0001,
   '0002-executions-workflow-status-index': m0002,
+  '0003-executions-due-by-workspace': m0003,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

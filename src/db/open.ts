@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, type RawBuilder, sql } from 'kysely';
 import pg from 'pg';
+import { type DueQuery, postgresDueIds, sqliteDueIds } from './due-executions.js';
 import type { Database, Executor } from './schema.js';
 import { CachedSqliteDialect } from './sqlite-driver.js';
 
@@ -25,6 +26,9 @@ export interface Db {
    * PostgreSQL: a transaction-scoped advisory lock; SQLite runs one write transaction
    * at a time already, so there is nothing to do. */
   lockInTransaction(trx: Executor, key: string): Promise<void>;
+  /** The due executions a claim should take, fairly across workspaces (see
+   * db/due-executions.ts). Call inside the claim's transaction. */
+  dueExecutionIds(trx: Executor, query: DueQuery): Promise<string[]>;
   /** The pg pool, for LISTEN/NOTIFY; null on SQLite. */
   readonly pool: pg.Pool | null;
   close(): Promise<void>;
@@ -64,6 +68,7 @@ function openSqlite(path: string): Db {
       typeof error === 'object' && error !== null && 'code' in error &&
       (error.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || error.code === 'SQLITE_CONSTRAINT_UNIQUE'),
     lockInTransaction: async () => {},
+    dueExecutionIds: sqliteDueIds,
     pool: null,
     close: () => db.destroy(),
   };
@@ -82,6 +87,7 @@ function openPostgres(url: string, options: OpenOptions): Db {
     skipLocked: true,
     isUniqueViolation: (error) =>
       typeof error === 'object' && error !== null && 'code' in error && error.code === '23505',
+    dueExecutionIds: postgresDueIds,
     lockInTransaction: async (trx, key) => {
       await sql`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`.execute(trx);
     },

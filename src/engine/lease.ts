@@ -2,11 +2,12 @@ import { sql } from 'kysely';
 import type { Db } from '../db/open.js';
 import type { ExecutionRow, ExecutionStepRow } from '../db/schema.js';
 
-// Claiming and keeping executions. A claim takes a batch of due executions in one
-// statement, bumps each one's fencing token and sets its lease expiry as its next
-// `available_at`: if the worker dies, the row simply becomes due again when the lease
-// runs out. On PostgreSQL the inner SELECT skips rows other workers are claiming
-// (FOR UPDATE SKIP LOCKED); SQLite serialises writers, so there is nothing to skip.
+// Claiming and keeping executions. A claim takes a batch of due executions — a fair
+// share per workspace, see db/due-executions.ts — bumps each one's fencing token and
+// sets its lease expiry as its next `available_at`: if the worker dies, the row
+// simply becomes due again when the lease runs out. On PostgreSQL the selection skips
+// rows other workers are claiming (FOR UPDATE SKIP LOCKED); SQLite serialises
+// writers, so there is nothing to skip.
 
 export type ClaimedExecution = Pick<
   ExecutionRow,
@@ -16,33 +17,25 @@ export type ClaimedExecution = Pick<
 export async function claimBatch(handle: Db, args: { owner: string; limit: number; leaseMs: number }): Promise<ClaimedExecution[]> {
   const { db } = handle;
   const now = handle.nowMs();
-  // The due ids are picked in a MATERIALIZED CTE, evaluated exactly once. As a plain
-  // `WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`, PostgreSQL may run the
-  // subquery once per candidate row (each run skipping the rows the previous ones just
-  // locked), so the LIMIT did not bound the claim: a worker with 3 slots took 100.
-  const claimed = await db
-    .with(
-      (cte) => cte('due').materialized(),
-      (qc) =>
-        qc
-          .selectFrom('executions')
-          .select('id')
-          .where('status', '=', 'running')
-          .where('available_at', '<=', now)
-          .orderBy('available_at')
-          .limit(args.limit)
-          .$if(handle.skipLocked, (q) => q.forUpdate().skipLocked()),
-    )
-    .updateTable('executions')
-    .set({
-      lease_owner: args.owner,
-      lease_token: sql`lease_token + 1`,
-      available_at: sql`${now} + ${args.leaseMs}`,
-    })
-    .where('id', 'in', (eb) => eb.selectFrom('due').select('due.id'))
-    .where('status', '=', 'running')
-    .returning(['id', 'workspace_id', 'workflow_id', 'version_id', 'workflow_name', 'input', 'current_step', 'lease_token'])
-    .execute();
+  // Pick the due ids (fairly across workspaces, rows locked on PostgreSQL) and take
+  // them in one transaction. The UPDATE re-checks `running` and due: a row stopped in
+  // the meantime is simply not claimed.
+  const claimed = await db.transaction().execute(async (trx) => {
+    const ids = await handle.dueExecutionIds(trx, { limit: args.limit, now });
+    if (ids.length === 0) return [];
+    return trx
+      .updateTable('executions')
+      .set({
+        lease_owner: args.owner,
+        lease_token: sql`lease_token + 1`,
+        available_at: sql`${now} + ${args.leaseMs}`,
+      })
+      .where('id', 'in', ids)
+      .where('status', '=', 'running')
+      .where('available_at', '<=', now)
+      .returning(['id', 'workspace_id', 'workflow_id', 'version_id', 'workflow_name', 'input', 'current_step', 'lease_token'])
+      .execute();
+  });
   if (claimed.length === 0) return [];
   const steps = await db
     .selectFrom('execution_steps')
