@@ -33,7 +33,7 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: s
   throw new Error(`${what} did not become ready within ${timeoutMs} ms`);
 }
 
-export function spawnNode(args: string[], env: Record<string, string>, port: number, readyUrl: string): Promise<Proc> {
+export function spawnNode(args: string[], env: Record<string, string>, port: number, readyUrl: string | RegExp): Promise<Proc> {
   const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -54,16 +54,17 @@ export function spawnNode(args: string[], env: Record<string, string>, port: num
       return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
     },
   };
-  return waitFor(async () => (await fetch(readyUrl)).ok, 30_000, args.join(' ')).then(() => proc);
+  const ready = typeof readyUrl === 'string' ? async () => (await fetch(readyUrl)).ok : async () => readyUrl.test(out);
+  return waitFor(ready, 30_000, args.join(' ')).then(() => proc);
 }
 
 export async function startSkipflow(env: Record<string, string>, role = 'all'): Promise<Proc & { key: string }> {
   const port = await freePort();
   const proc = await spawnNode(
     [CLI, 'serve', '--port', String(port), '--role', role],
-    { SKIPFLOW_RATE_LIMIT: '0', LOG_LEVEL: 'warn', ...env },
+    { SKIPFLOW_RATE_LIMIT: '0', LOG_LEVEL: 'info', ...env },
     port,
-    `http://127.0.0.1:${port}/api/v1/openapi.json`,
+    role === 'worker' ? /"msg":"SkipFlow started"/ : `http://127.0.0.1:${port}/api/v1/openapi.json`,
   );
   const key = /sk_live_[0-9A-Za-z]{43}/.exec(proc.output())?.[0] ?? '';
   return { ...proc, key };
