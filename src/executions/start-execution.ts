@@ -8,7 +8,6 @@ import {
   type StoredResponse,
   findReplay,
   lockKey,
-  retryOnKeyConflict,
   saveResponse,
 } from '../idempotency/idempotency.js';
 import { newId } from '../lib/ids.js';
@@ -51,74 +50,171 @@ async function reserve(db: Executor, workspaceId: string): Promise<void> {
   throw new ApiError('insufficient_credits', 'Insufficient credits. Add credits to the workspace and retry.');
 }
 
-export async function startExecution(
-  deps: Deps,
-  args: { auth: AuthContext; workflowId: string; input: unknown; idempotency: IdempotentRequest | null },
-): Promise<StoredResponse> {
-  const { workspaceId } = args.auth;
-  const attempt = () =>
-    deps.db.db.transaction().execute(async (trx): Promise<StoredResponse> => {
-      if (args.idempotency) await lockKey(deps.db, trx, args.idempotency);
-      const now = deps.clock.now();
-      const workflow = await trx
-        .selectFrom('workflows')
-        .select(['id', 'name', 'version_id'])
-        .where('workspace_id', '=', workspaceId)
-        .where('id', '=', args.workflowId)
-        .executeTakeFirst();
-      if (!workflow) throw notFound('Workflow');
-      if (args.idempotency) {
-        const replay = await findReplay(trx, args.idempotency, now);
-        if (replay) return replay;
-      }
-      await reserve(trx, workspaceId);
+export interface StartRequest {
+  auth: AuthContext;
+  workflowId: string;
+  input: unknown;
+  idempotency: IdempotentRequest | null;
+}
 
-      const id = newId(now);
-      const steps = await versionSteps(trx, workflow.version_id);
-      await trx
-        .insertInto('executions')
-        .values({
-          id,
-          workspace_id: workspaceId,
-          workflow_id: workflow.id,
-          version_id: workflow.version_id,
-          workflow_name: workflow.name,
-          status: 'running',
-          input: JSON.stringify(args.input ?? null),
-          error: null,
-          error_code: null,
-          error_step_index: null,
-          created_at: now,
-          completed_at: null,
-          available_at: now,
-          lease_owner: null,
-        })
-        .execute();
-      await trx
-        .insertInto('execution_steps')
-        .values(
-          steps.map((step, idx) => ({
-            execution_id: id,
-            idx,
-            name: step.name ?? null,
-            type: step.type,
-            status: 'pending',
-            result: null,
-            error: null,
-            error_code: null,
-            phase: null,
-            wake_at: null,
-            started_at: null,
-            completed_at: null,
-          })),
-        )
-        .execute();
-      const body = { execution_id: id, workflow_id: workflow.id, status: 'running', created_at: formatTimestamp(now) };
-      const response = { status: 202, bodyText: JSON.stringify(body), replayed: false };
-      if (args.idempotency) await saveResponse(trx, args.idempotency, response, now);
-      return response;
-    });
-  const response = await retryOnKeyConflict(deps.db, attempt);
-  if (!response.replayed) deps.signals.workAvailable();
+/** One run-async, inside an open transaction (its idempotency lock already held).
+ * Every refusal (404, replay, 422, 429, 402) is decided before the first write. */
+async function startInTransaction(trx: Executor, now: number, args: StartRequest): Promise<StoredResponse> {
+  const { workspaceId } = args.auth;
+  const workflow = await trx
+    .selectFrom('workflows')
+    .select(['id', 'name', 'version_id'])
+    .where('workspace_id', '=', workspaceId)
+    .where('id', '=', args.workflowId)
+    .executeTakeFirst();
+  if (!workflow) throw notFound('Workflow');
+  if (args.idempotency) {
+    const replay = await findReplay(trx, args.idempotency, now);
+    if (replay) return replay;
+  }
+  await reserve(trx, workspaceId);
+
+  const id = newId(now);
+  const steps = await versionSteps(trx, workflow.version_id);
+  await trx
+    .insertInto('executions')
+    .values({
+      id,
+      workspace_id: workspaceId,
+      workflow_id: workflow.id,
+      version_id: workflow.version_id,
+      workflow_name: workflow.name,
+      status: 'running',
+      input: JSON.stringify(args.input ?? null),
+      error: null,
+      error_code: null,
+      error_step_index: null,
+      created_at: now,
+      completed_at: null,
+      available_at: now,
+      lease_owner: null,
+    })
+    .execute();
+  await trx
+    .insertInto('execution_steps')
+    .values(
+      steps.map((step, idx) => ({
+        execution_id: id,
+        idx,
+        name: step.name ?? null,
+        type: step.type,
+        status: 'pending',
+        result: null,
+        error: null,
+        error_code: null,
+        phase: null,
+        wake_at: null,
+        started_at: null,
+        completed_at: null,
+      })),
+    )
+    .execute();
+  const body = { execution_id: id, workflow_id: workflow.id, status: 'running', created_at: formatTimestamp(now) };
+  const response = { status: 202, bodyText: JSON.stringify(body), replayed: false };
+  if (args.idempotency) await saveResponse(trx, args.idempotency, response, now);
   return response;
+}
+
+// Group commit of run-async. Requests that arrive while a transaction is committing
+// go together into the next one, each inside its own savepoint: one request's refusal
+// or failure rolls back only its own writes, and every 202 is sent only after the
+// transaction that holds its execution, its debit and its key has committed. On
+// SQLite this turns N commits into one; on PostgreSQL, N round trips of BEGIN/COMMIT
+// (and N WAL flushes) into one.
+
+const MAX_BATCH = 256;
+
+interface Pending {
+  request: StartRequest;
+  retried: boolean;
+  resolve(response: StoredResponse): void;
+  reject(error: unknown): void;
+}
+
+type Outcome = { ok: StoredResponse } | { error: unknown };
+
+class StartQueue {
+  #queue: Pending[] = [];
+  #flushing = false;
+
+  constructor(private readonly deps: Deps) {}
+
+  submit(request: StartRequest): Promise<StoredResponse> {
+    return new Promise((resolve, reject) => this.#enqueue({ request, retried: false, resolve, reject }));
+  }
+
+  #enqueue(pending: Pending): void {
+    this.#queue.push(pending);
+    if (!this.#flushing) {
+      this.#flushing = true;
+      setImmediate(() => void this.#flush());
+    }
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, MAX_BATCH);
+      let outcomes: Outcome[];
+      try {
+        outcomes = await this.#commit(batch);
+      } catch (error) {
+        for (const p of batch) p.reject(error);
+        continue;
+      }
+      let started = false;
+      batch.forEach((p, i) => {
+        const outcome = outcomes[i]!;
+        if ('ok' in outcome) {
+          started ||= !outcome.ok.replayed;
+          p.resolve(outcome.ok);
+        } else if (this.deps.db.isUniqueViolation(outcome.error) && !p.retried) {
+          // Lost a race on its idempotency key to another process: the next batch
+          // finds the winner's record and replays it.
+          this.#enqueue({ ...p, retried: true });
+        } else {
+          p.reject(outcome.error);
+        }
+      });
+      if (started) this.deps.signals.workAvailable();
+    }
+    this.#flushing = false;
+  }
+
+  #commit(batch: Pending[]): Promise<Outcome[]> {
+    const { db } = this.deps;
+    return db.db.transaction().execute(async (trx) => {
+      // Idempotency locks first, in key order, so two batches never wait on each
+      // other's keys in opposite orders (PostgreSQL; a no-op on SQLite).
+      const keys = [...new Set(batch.flatMap((p) => (p.request.idempotency ? [p.request.idempotency] : [])))];
+      keys.sort((a, b) => (a.workspaceId + a.key < b.workspaceId + b.key ? -1 : 1));
+      for (const key of keys) await lockKey(db, trx, key);
+      const now = this.deps.clock.now();
+      const outcomes: Outcome[] = [];
+      for (const p of batch) {
+        await sql`savepoint run_async`.execute(trx);
+        try {
+          outcomes.push({ ok: await startInTransaction(trx, now, p.request) });
+          await sql`release savepoint run_async`.execute(trx);
+        } catch (error) {
+          await sql`rollback to savepoint run_async`.execute(trx);
+          await sql`release savepoint run_async`.execute(trx);
+          outcomes.push({ error });
+        }
+      }
+      return outcomes;
+    });
+  }
+}
+
+const queues = new WeakMap<object, StartQueue>();
+
+export function startExecution(deps: Deps, request: StartRequest): Promise<StoredResponse> {
+  let queue = queues.get(deps.db);
+  if (!queue) queues.set(deps.db, (queue = new StartQueue(deps)));
+  return queue.submit(request);
 }
