@@ -1,10 +1,12 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { delayStep } from './delay.js';
+import { emailStep } from './email.js';
+import { httpStep } from './http.js';
 import type { StepType } from './step-type.js';
 import { transformStep } from './transform.js';
 
 // The registry of step types: adding a type is one module and one line here.
-const STEP_TYPES = [transformStep, delayStep] as const;
+const STEP_TYPES = [transformStep, delayStep, httpStep, emailStep] as const;
 
 const byName = new Map<string, StepType>(STEP_TYPES.map((t) => [t.type, t as unknown as StepType]));
 

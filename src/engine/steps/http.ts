@@ -1,0 +1,220 @@
+import { STATUS_CODES } from 'node:http';
+import { Type } from '@sinclair/typebox';
+import type { Dispatcher } from 'undici';
+import { allowAllPolicy, privateNetworkPolicy } from '../net/address-policy.js';
+import { type OutgoingRequest, exchange, isHttpUrl } from '../net/follow-redirects.js';
+import { sharedGuardedAgent } from '../net/guarded-dispatcher.js';
+import { networkFailure } from '../net/network-failure.js';
+import { parseRetryAfter, readResponseBody } from '../net/response-body.js';
+import { StepFailure } from '../step-errors.js';
+import { hasTemplate } from '../template.js';
+import { type StepServices, type StepType, stepSchema } from './step-type.js';
+
+// The `http` step (SPEC §1): one request, redirects followed through the SSRF guard,
+// the response stored as { status, headers, body } with the body bounded. Fields are
+// checked at write time when they are literal, and again after rendering.
+
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+/** A Retry-After longer than this is taken as this, so no server parks an execution for ever. */
+const MAX_RETRY_AFTER_MS = 86_400_000;
+
+const Scalar = Type.Union([Type.String({ maxLength: 100_000 }), Type.Number(), Type.Boolean(), Type.Null()]);
+const Template = Type.String({ maxLength: 100_000, description: 'a {{ }} template giving the value' });
+
+const schema = stepSchema('http', {
+  method: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, description: `${HTTP_METHODS.join(', ')}; default GET` })),
+  url: Type.String({ minLength: 1, maxLength: 16_384, description: 'absolute http:// or https:// URL' }),
+  headers: Type.Optional(Type.Union([Type.Record(Type.String(), Scalar), Template], { description: 'request headers; a null value is not sent' })),
+  query: Type.Optional(
+    Type.Union([Type.Record(Type.String(), Type.Union([Scalar, Type.Array(Scalar)])), Template], { description: 'appended to the url’s query string' }),
+  ),
+  body: Type.Optional(Type.Unknown({ description: 'a JSON value (sent as application/json) or a string (sent as is)' })),
+  expect_status: Type.Optional(
+    Type.Union([Type.Array(Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), Template]), { minItems: 1, maxItems: 100 }), Template], {
+      description: 'accepted statuses; default any 2xx',
+    }),
+  ),
+});
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const isTemplate = (value: unknown) => typeof value === 'string' && hasTemplate(value);
+
+/** Why `url` is not an http(s) URL, or null; a template is judged by its literal scheme, if any. */
+function urlProblem(url: string): string | null {
+  if (hasTemplate(url)) {
+    const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url.slice(0, url.indexOf('{{')))?.[1];
+    return scheme && !/^https?$/i.test(scheme) ? `uses ${scheme.toLowerCase()}:; an http step only reaches http:// and https:// URLs` : null;
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `"${url}" is not an absolute URL; write it as http://host/path or https://host/path`;
+  }
+  return isHttpUrl(parsed) ? null : `"${url}" uses ${parsed.protocol}; an http step only reaches http:// and https:// URLs`;
+}
+
+function methodProblem(method: unknown): string | null {
+  return typeof method === 'string' && (HTTP_METHODS as readonly string[]).includes(method.toUpperCase())
+    ? null
+    : `${JSON.stringify(method)} is not a method; use one of ${HTTP_METHODS.join(', ')}`;
+}
+
+function check(step: Record<string, unknown>): [string, string] | null {
+  const url = urlProblem(step.url as string);
+  if (url) return ['url', url];
+  if (step.method !== undefined && !isTemplate(step.method)) {
+    const problem = methodProblem(step.method);
+    if (problem) return ['method', problem];
+  }
+  if (typeof step.headers === 'object' && step.headers !== null) {
+    for (const [name, value] of Object.entries(step.headers)) {
+      if (!TOKEN.test(name)) return [`headers.${name}`, 'is not a valid header name'];
+      if (typeof value === 'string' && /[\r\n\0]/.test(value)) return [`headers.${name}`, 'must not contain line breaks'];
+    }
+  } else if (typeof step.headers === 'string' && !hasTemplate(step.headers)) return ['headers', 'must be an object (or a {{ }} template giving one)'];
+  if (typeof step.query === 'string' && !hasTemplate(step.query)) return ['query', 'must be an object (or a {{ }} template giving one)'];
+  const expect = step.expect_status;
+  if (typeof expect === 'string' && !hasTemplate(expect)) return ['expect_status', 'must be a list of status codes (or a {{ }} template giving one)'];
+  if (Array.isArray(expect)) {
+    const at = expect.findIndex((item) => typeof item === 'string' && !hasTemplate(item));
+    if (at !== -1) return [`expect_status[${at}]`, 'must be an integer status code between 100 and 599 (or a {{ }} template)'];
+  }
+  return null;
+}
+
+const templateFailure = (field: string, message: string) => new StepFailure('expression_error', `${field}: ${message}`);
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function scalarText(value: unknown, field: string): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  throw templateFailure(field, `must be a string, number or boolean, got ${JSON.stringify(value)}`);
+}
+
+function buildUrl(fields: Record<string, unknown>): URL {
+  if (typeof fields.url !== 'string') throw templateFailure('url', `must be a string, got ${JSON.stringify(fields.url)}`);
+  let url: URL;
+  try {
+    url = new URL(fields.url);
+  } catch {
+    throw templateFailure('url', `"${fields.url}" is not an absolute URL; it must give http://host/path or https://host/path`);
+  }
+  if (!isHttpUrl(url)) throw new StepFailure('destination_blocked', `url: "${fields.url}" uses ${url.protocol}; an http step only reaches http:// and https:// URLs`);
+  if (fields.query !== undefined && fields.query !== null) {
+    if (!isRecord(fields.query)) throw templateFailure('query', `must be an object, got ${JSON.stringify(fields.query)}`);
+    for (const [name, value] of Object.entries(fields.query)) {
+      for (const item of Array.isArray(value) ? value : [value]) {
+        if (item !== null && item !== undefined) url.searchParams.append(name, scalarText(item, `query.${name}`));
+      }
+    }
+  }
+  return url;
+}
+
+function buildHeaders(fields: Record<string, unknown>, url: URL, stepKey: string): Record<string, string> {
+  if (fields.headers !== undefined && fields.headers !== null && !isRecord(fields.headers)) {
+    throw templateFailure('headers', `must be an object, got ${JSON.stringify(fields.headers)}`);
+  }
+  const given = Object.entries(fields.headers ?? {});
+  const has = (name: string) => given.some(([key]) => key.toLowerCase() === name);
+  const headers: Record<string, string> = {};
+  // Credentials written into the url become a Basic header, as curl does; undici does not send them.
+  if ((url.username || url.password) && !has('authorization')) {
+    const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+    headers.authorization = `Basic ${Buffer.from(credentials).toString('base64')}`;
+  }
+  url.username = '';
+  url.password = '';
+  if (!has('user-agent')) headers['user-agent'] = 'SkipFlow';
+  // The same key on every attempt and after a crash, so the receiver can drop repeats.
+  if (!has('idempotency-key')) headers['idempotency-key'] = stepKey;
+  for (const [name, value] of given) if (value !== null) headers[name] = scalarText(value, `headers.${name}`);
+  return headers;
+}
+
+function buildBody(fields: Record<string, unknown>, headers: Record<string, string>): string | undefined {
+  if (fields.body === undefined || fields.body === null) return undefined;
+  const text = typeof fields.body === 'string';
+  if (!Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) {
+    headers['content-type'] = text ? 'text/plain; charset=utf-8' : 'application/json';
+  }
+  return text ? (fields.body as string) : JSON.stringify(fields.body);
+}
+
+/** The accepted statuses, or null for the default (any 2xx). */
+function expectedStatuses(value: unknown): number[] | null {
+  if (value === undefined || value === null) return null;
+  const list = Array.isArray(value) ? value : [value];
+  return list.map((item, i) => {
+    const status = typeof item === 'string' && /^\d{3}$/.test(item.trim()) ? Number(item) : item;
+    if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599) {
+      throw templateFailure(Array.isArray(value) ? `expect_status[${i}]` : 'expect_status', `${JSON.stringify(item)} is not a status code between 100 and 599`);
+    }
+    return status;
+  });
+}
+
+function buildRequest(fields: Record<string, unknown>, stepKey: string): OutgoingRequest {
+  const method = fields.method ?? 'GET';
+  const problem = methodProblem(method);
+  if (problem) throw templateFailure('method', problem);
+  const url = buildUrl(fields);
+  const headers = buildHeaders(fields, url, stepKey);
+  return { method: (method as string).toUpperCase(), url, headers, body: buildBody(fields, headers) };
+}
+
+function statusFailure(args: { method: string; url: URL; status: number; expected: number[] | null; body: unknown; retryAfterMs: number | null }): StepFailure {
+  const { status } = args;
+  const retryable = status === 408 || status === 429 || status >= 500;
+  const expected = args.expected === null ? 'any 2xx' : args.expected.join(', ');
+  const snippet = args.body === null ? '' : ` Response body: ${(typeof args.body === 'string' ? args.body : JSON.stringify(args.body)).slice(0, 300)}`;
+  const hint = retryable
+    ? 'The server may recover: give the step a "retry" policy to try again.'
+    : `Check the url, headers and body, or add ${status} to expect_status to accept it.`;
+  return new StepFailure(
+    'http_status',
+    `${args.method} ${args.url.origin}${args.url.pathname} answered ${status} ${STATUS_CODES[status] ?? ''}`.trimEnd() + `, expected ${expected}. ${hint}${snippet}`,
+    retryable,
+    retryable && args.retryAfterMs !== null ? Math.min(args.retryAfterMs, MAX_RETRY_AFTER_MS) : null,
+  );
+}
+
+export interface HttpStepOptions {
+  /** The connection pool to send through; the SSRF guard lives in it. */
+  dispatcher(services: StepServices): Dispatcher;
+}
+
+export function createHttpStep(options: HttpStepOptions): StepType<typeof schema> {
+  return {
+    type: 'http',
+    schema,
+    defaultTimeoutMs: 30_000,
+    expressionFields: [],
+    check,
+    async run(context, signal) {
+      const outgoing = buildRequest(context.fields, context.stepKey);
+      const expected = expectedStatuses(context.fields.expect_status);
+      const accepts = (status: number) => (expected === null ? status >= 200 && status < 300 : expected.includes(status));
+      const dispatcher = options.dispatcher(context.services);
+      const { response, url, method } = await exchange(outgoing, { dispatcher, signal, keep: (status) => expected?.includes(status) ?? false });
+      const contentType = response.headers['content-type'];
+      const { body, truncated } = await readResponseBody(response.body, Array.isArray(contentType) ? contentType[0] : contentType).catch((error: unknown) => {
+        throw networkFailure(error, url); // e.g. the connection dropped halfway through the body
+      });
+      const status = response.statusCode;
+      if (!accepts(status)) {
+        throw statusFailure({ method, url, status, expected, body, retryAfterMs: parseRetryAfter(response.headers['retry-after'], context.now()) });
+      }
+      return { kind: 'completed', result: { status, headers: response.headers, body, ...(truncated ? { truncated: true } : {}) } };
+    },
+  };
+}
+
+export const httpStep = createHttpStep({
+  dispatcher: (services) => sharedGuardedAgent(services.allowPrivateNetwork ? allowAllPolicy : privateNetworkPolicy),
+});
