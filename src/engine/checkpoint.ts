@@ -2,6 +2,7 @@ import { type Updateable, sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Db } from '../db/open.js';
 import type { ExecutionStepTable, ExecutionTable, Executor } from '../db/schema.js';
+import { param, runPrepared } from '../db/prepared.js';
 
 // Group commit of checkpoints. Each running execution submits its checkpoint (the
 // step rows it changed and its own new position or final status) and waits; every
@@ -92,7 +93,7 @@ export class Checkpointer {
       const freed = new Map<string, number>();
       for (const i of order) {
         const cp = checkpoints[i]!;
-        const ok = await applyCheckpoint(trx, cp);
+        const ok = await applyCheckpoint(this.db, trx, cp);
         applied[i] = ok;
         if (ok && cp.terminal) freed.set(cp.workspaceId, (freed.get(cp.workspaceId) ?? 0) + 1);
       }
@@ -108,22 +109,40 @@ export class Checkpointer {
   }
 }
 
-async function applyCheckpoint(trx: Executor, cp: Checkpoint): Promise<boolean> {
-  const result = await trx
-    .updateTable('executions')
-    .set(cp.execution)
-    .where('id', '=', cp.executionId)
-    .where('lease_token', '=', cp.leaseToken)
-    .where('status', '=', 'running')
-    .executeTakeFirst();
-  if (result.numUpdatedRows === 0n) return false;
+function placeholders(keys: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.map((k) => [k, param(k)]));
+}
+
+async function applyCheckpoint(handle: Db, trx: Executor, cp: Checkpoint): Promise<boolean> {
+  const execKeys = Object.keys(cp.execution).sort();
+  const result = await runPrepared(
+    trx,
+    handle.kind,
+    `checkpoint-execution:${execKeys.join(',')}`,
+    () =>
+      handle.db
+        .updateTable('executions')
+        .set(placeholders(execKeys))
+        .where('id', '=', param<string>('$id'))
+        .where('lease_token', '=', param<number>('$token'))
+        .where('status', '=', 'running'),
+    { ...cp.execution, $id: cp.executionId, $token: cp.leaseToken },
+  );
+  if (!result.numAffectedRows) return false;
   for (const step of cp.steps) {
-    await trx
-      .updateTable('execution_steps')
-      .set(step.set)
-      .where('execution_id', '=', cp.executionId)
-      .where('idx', '=', step.idx)
-      .execute();
+    const stepKeys = Object.keys(step.set).sort();
+    await runPrepared(
+      trx,
+      handle.kind,
+      `checkpoint-step:${stepKeys.join(',')}`,
+      () =>
+        handle.db
+          .updateTable('execution_steps')
+          .set(placeholders(stepKeys))
+          .where('execution_id', '=', param<string>('$id'))
+          .where('idx', '=', param<number>('$idx')),
+      { ...step.set, $id: cp.executionId, $idx: step.idx },
+    );
   }
   return true;
 }
