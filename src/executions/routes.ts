@@ -10,6 +10,7 @@ import { isId } from '../lib/ids.js';
 import { Execution, ExecutionList, ExecutionStatusQuery, RunAccepted, RunBody, StopResult } from './schemas.js';
 import { startExecution } from './start-execution.js';
 import { stopExecution } from './stop-use-case.js';
+import { TerminalCache } from './terminal-cache.js';
 import { findExecution, findSteps, listExecutions, toExecutionView, toListItem } from './store.js';
 
 const IdParams = Type.Object({ id: Type.String() });
@@ -17,10 +18,15 @@ const IdempotencyHeader = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ description: '1–256 printable ASCII characters; replayed for 24 hours' })),
 });
 
+/** Sends JSON that is already text (stored or cached), byte for byte. */
+function sendJsonText(reply: FastifyReply, text: string): FastifyReply {
+  return reply.type('application/json; charset=utf-8').serializer((s: unknown) => s as string).send(text);
+}
+
 /** Sends a response exactly as stored, so a replay is byte-identical to the original. */
 function sendStored(reply: FastifyReply, response: StoredResponse): FastifyReply {
   if (response.replayed) reply.header('X-Idempotent-Replayed', 'true').header('Idempotent-Replayed', 'true');
-  return reply.code(response.status).type('application/json; charset=utf-8').serializer((s: unknown) => s as string).send(response.bodyText);
+  return sendJsonText(reply.code(response.status), response.bodyText);
 }
 
 function runInput(body: { input?: unknown; inputs?: unknown }): unknown {
@@ -32,6 +38,7 @@ function runInput(body: { input?: unknown; inputs?: unknown }): unknown {
 
 export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): void {
   const typed = app.withTypeProvider<TypeBoxTypeProvider>();
+  const finished = new TerminalCache();
 
   typed.post(
     '/api/v1/workflows/:id/run-async',
@@ -87,13 +94,20 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
         response: responses({ 200: Execution }, ['invalid_request', 'insufficient_scope', 'not_found']),
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const id = request.params.id;
       if (!isId(id)) throw notFound('Execution');
-      const row = await findExecution(deps.db.db, request.auth.workspaceId, id);
-      if (!row) throw notFound('Execution');
-      const steps = request.query.include_step_results === 'true' ? await findSteps(deps.db.db, id) : undefined;
-      return toExecutionView(row, steps);
+      const withSteps = request.query.include_step_results === 'true';
+      const key = TerminalCache.key(request.auth.workspaceId, id, withSteps);
+      let body = finished.get(key);
+      if (body === undefined) {
+        const row = await findExecution(deps.db.db, request.auth.workspaceId, id);
+        if (!row) throw notFound('Execution');
+        const steps = withSteps ? await findSteps(deps.db.db, id) : undefined;
+        body = JSON.stringify(toExecutionView(row, steps));
+        if (row.status !== 'running') finished.set(key, body);
+      }
+      return sendJsonText(reply, body);
     },
   );
 
