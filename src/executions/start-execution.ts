@@ -1,4 +1,6 @@
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
+import type { Db } from '../db/open.js';
+import { param, runPrepared } from '../db/prepared.js';
 import type { AuthContext } from '../api-keys/key-verifier.js';
 import type { Executor } from '../db/schema.js';
 import type { AppDeps } from '../deps.js';
@@ -23,17 +25,23 @@ import { versionSteps } from '../workflows/version-cache.js';
 type Deps = Pick<AppDeps, 'db' | 'clock' | 'signals'>;
 
 /** Debits one credit and takes one running slot, or says why it cannot. */
-async function reserve(db: Executor, workspaceId: string): Promise<void> {
-  const debited = await db
-    .updateTable('workspaces')
-    .set({ credits: sql`credits - 1`, running_executions: sql`running_executions + 1` })
-    .where('id', '=', workspaceId)
-    .where('credits', '>=', 1)
-    .where((eb) =>
-      eb.or([eb('max_concurrent_executions', 'is', null), eb('running_executions', '<', eb.ref('max_concurrent_executions'))]),
-    )
-    .executeTakeFirst();
-  if (debited.numUpdatedRows > 0n) return;
+async function reserve(handle: Db, db: Executor, workspaceId: string): Promise<void> {
+  const debited = await runPrepared(
+    db,
+    handle.kind,
+    'run-async:reserve',
+    () =>
+      handle.db
+        .updateTable('workspaces')
+        .set({ credits: sql`credits - 1`, running_executions: sql`running_executions + 1` })
+        .where('id', '=', param<string>('workspaceId'))
+        .where('credits', '>=', 1)
+        .where((eb) =>
+          eb.or([eb('max_concurrent_executions', 'is', null), eb('running_executions', '<', eb.ref('max_concurrent_executions'))]),
+        ),
+    { workspaceId },
+  );
+  if (debited.numAffectedRows) return;
   const ws = await db
     .selectFrom('workspaces')
     .select(['credits', 'max_concurrent_executions', 'running_executions'])
@@ -59,61 +67,72 @@ export interface StartRequest {
 
 /** One run-async, inside an open transaction (its idempotency lock already held).
  * Every refusal (404, replay, 422, 429, 402) is decided before the first write. */
-async function startInTransaction(trx: Executor, now: number, args: StartRequest): Promise<StoredResponse> {
+async function startInTransaction(handle: Db, trx: Executor, now: number, args: StartRequest): Promise<StoredResponse> {
   const { workspaceId } = args.auth;
-  const workflow = await trx
-    .selectFrom('workflows')
-    .select(['id', 'name', 'version_id'])
-    .where('workspace_id', '=', workspaceId)
-    .where('id', '=', args.workflowId)
-    .executeTakeFirst();
+  const found = await runPrepared<{ id: string; name: string; version_id: string }>(
+    trx,
+    handle.kind,
+    'run-async:workflow',
+    () =>
+      handle.db
+        .selectFrom('workflows')
+        .select(['id', 'name', 'version_id'])
+        .where('workspace_id', '=', param<string>('workspaceId'))
+        .where('id', '=', param<string>('workflowId')),
+    { workspaceId, workflowId: args.workflowId },
+  );
+  const workflow = found.rows[0];
   if (!workflow) throw notFound('Workflow');
   if (args.idempotency) {
     const replay = await findReplay(trx, args.idempotency, now);
     if (replay) return replay;
   }
-  await reserve(trx, workspaceId);
+  await reserve(handle, trx, workspaceId);
 
   const id = newId(now);
   const steps = await versionSteps(trx, workflow.version_id);
-  await trx
-    .insertInto('executions')
-    .values({
+  await runPrepared(
+    trx,
+    handle.kind,
+    'run-async:execution',
+    () =>
+      handle.db.insertInto('executions').values({
+        id: param('id'),
+        workspace_id: param('workspaceId'),
+        workflow_id: param('workflowId'),
+        version_id: param('versionId'),
+        workflow_name: param('workflowName'),
+        status: 'running',
+        input: param('input'),
+        created_at: param('now'),
+        available_at: param('now'),
+      }),
+    {
       id,
-      workspace_id: workspaceId,
-      workflow_id: workflow.id,
-      version_id: workflow.version_id,
-      workflow_name: workflow.name,
-      status: 'running',
+      workspaceId,
+      workflowId: workflow.id,
+      versionId: workflow.version_id,
+      workflowName: workflow.name,
       input: JSON.stringify(args.input ?? null),
-      error: null,
-      error_code: null,
-      error_step_index: null,
-      created_at: now,
-      completed_at: null,
-      available_at: now,
-      lease_owner: null,
-    })
-    .execute();
-  await trx
-    .insertInto('execution_steps')
-    .values(
-      steps.map((step, idx) => ({
-        execution_id: id,
-        idx,
-        name: step.name ?? null,
-        type: step.type,
-        status: 'pending',
-        result: null,
-        error: null,
-        error_code: null,
-        phase: null,
-        wake_at: null,
-        started_at: null,
-        completed_at: null,
-      })),
-    )
-    .execute();
+      now,
+    },
+  );
+  // One multi-row INSERT per step count; the statement is prepared once per count.
+  const values: Record<string, unknown> = { id };
+  steps.forEach((step, idx) => {
+    values[`name${idx}`] = step.name ?? null;
+    values[`type${idx}`] = step.type;
+  });
+  await runPrepared(
+    trx,
+    handle.kind,
+    `run-async:steps:${steps.length}`,
+    () =>
+      handle.db.insertInto('execution_steps').values(
+        steps.map((_, idx) => ({ execution_id: param('id'), idx, name: param(`name${idx}`), type: param(`type${idx}`), status: 'pending' })),
+      ),
+    values,
+  );
   const body = { execution_id: id, workflow_id: workflow.id, status: 'running', created_at: formatTimestamp(now) };
   const response = { status: 202, bodyText: JSON.stringify(body), replayed: false };
   if (args.idempotency) await saveResponse(trx, args.idempotency, response, now);
@@ -128,6 +147,9 @@ async function startInTransaction(trx: Executor, now: number, args: StartRequest
 // (and N WAL flushes) into one.
 
 const MAX_BATCH = 256;
+const SAVEPOINT = CompiledQuery.raw('savepoint run_async');
+const RELEASE = CompiledQuery.raw('release savepoint run_async');
+const ROLLBACK_TO = CompiledQuery.raw('rollback to savepoint run_async');
 
 interface Pending {
   request: StartRequest;
@@ -196,13 +218,13 @@ class StartQueue {
       const now = this.deps.clock.now();
       const outcomes: Outcome[] = [];
       for (const p of batch) {
-        await sql`savepoint run_async`.execute(trx);
+        await trx.executeQuery(SAVEPOINT);
         try {
-          outcomes.push({ ok: await startInTransaction(trx, now, p.request) });
-          await sql`release savepoint run_async`.execute(trx);
+          outcomes.push({ ok: await startInTransaction(db, trx, now, p.request) });
+          await trx.executeQuery(RELEASE);
         } catch (error) {
-          await sql`rollback to savepoint run_async`.execute(trx);
-          await sql`release savepoint run_async`.execute(trx);
+          await trx.executeQuery(ROLLBACK_TO);
+          await trx.executeQuery(RELEASE);
           outcomes.push({ error });
         }
       }
