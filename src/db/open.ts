@@ -79,6 +79,10 @@ function openPostgres(url: string, options: OpenOptions): Db {
   // An idle client that loses its connection emits 'error' on the pool; without a
   // listener that would crash the process. The next checkout reconnects.
   pool.on('error', () => {});
+  // A checked-out client whose backend is terminated (failover, pg_terminate_backend)
+  // emits 'error' with no pool listener attached: without this the process would crash.
+  // The query in flight rejects on its own and its transaction is reported as failed.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     kind: 'postgres',
