@@ -11,7 +11,8 @@ import { Execution, ExecutionList, ExecutionStatusQuery, RunAccepted, RunBody, S
 import { startExecution } from './start-execution.js';
 import { stopExecution } from './stop-use-case.js';
 import { TerminalCache } from './terminal-cache.js';
-import { findExecution, findSteps, listExecutions, toExecutionView, toListItem } from './store.js';
+import { readExecutionJson } from './get-execution.js';
+import { listExecutions, toListItem } from './store.js';
 
 const IdParams = Type.Object({ id: Type.String() });
 const IdempotencyHeader = Type.Object({
@@ -95,18 +96,8 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
       },
     },
     async (request, reply) => {
-      const id = request.params.id;
-      if (!isId(id)) throw notFound('Execution');
       const withSteps = request.query.include_step_results === 'true';
-      const key = TerminalCache.key(request.auth.workspaceId, id, withSteps);
-      let body = finished.get(key);
-      if (body === undefined) {
-        const row = await findExecution(deps.db.db, request.auth.workspaceId, id);
-        if (!row) throw notFound('Execution');
-        const steps = withSteps ? await findSteps(deps.db.db, id) : undefined;
-        body = JSON.stringify(toExecutionView(row, steps));
-        if (row.status !== 'running') finished.set(key, body);
-      }
+      const body = await readExecutionJson(deps, finished, { workspaceId: request.auth.workspaceId, id: request.params.id, withSteps });
       return sendJsonText(reply, body);
     },
   );
