@@ -12,6 +12,7 @@ export const ERROR_STATUS = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   idempotency_key_reused: 422,
+  request_header_fields_too_large: 431,
   rate_limited: 429,
   concurrent_execution_limit: 429,
   internal_error: 500,

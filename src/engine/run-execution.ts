@@ -159,8 +159,11 @@ async function runOneStep(deps: RunnerDeps, run: Run, i: number, signal: AbortSi
     });
     return { result: outcome.result };
   } catch (error) {
-    if (error instanceof Abandoned) throw error;
-    const failure = error as StepFailure;
+    // Only the step's own failure is data. Anything else — a checkpoint that could not
+    // be committed (database down, connection cut) — is not the step's fault: the
+    // worker gives the execution up and it is taken again after its lease expires.
+    if (!(error instanceof StepFailure)) throw error;
+    const failure = error;
     const policy = retryPolicy(def.retry);
     if (failure.retryable && started.attempt < policy.maxAttempts && !signal.aborted) {
       const wakeAt = deps.clock.now() + backoffDelay(policy, started.attempt, failure.retryAfterMs);

@@ -26,7 +26,9 @@ export class StepFailure extends Error {
     /** A server's Retry-After, which overrides the computed backoff when longer. */
     readonly retryAfterMs: number | null = null,
   ) {
-    super(message);
+    // U+0000 cannot be stored in a PostgreSQL text column; a message that carries one
+    // (e.g. `$error("a\u0000b")`) must still be recordable.
+    super(message.replace(/\u0000/g, '\uFFFD'));
     this.name = 'StepFailure';
   }
 }

@@ -26,37 +26,47 @@ type Deps = Pick<AppDeps, 'db' | 'clock' | 'signals'>;
 
 /** Debits one credit and takes one running slot, or says why it cannot. */
 async function reserve(handle: Db, db: Executor, workspaceId: string): Promise<void> {
-  const debited = await runPrepared(
-    db,
-    handle.kind,
-    'run-async:reserve',
-    () =>
-      handle.db
-        .updateTable('workspaces')
-        .set({ credits: sql`credits - 1`, running_executions: sql`running_executions + 1` })
-        .where('id', '=', param<string>('workspaceId'))
-        .where('credits', '>=', 1)
-        .where((eb) =>
-          eb.or([eb('max_concurrent_executions', 'is', null), eb('running_executions', '<', eb.ref('max_concurrent_executions'))]),
-        ),
-    { workspaceId },
-  );
-  if (debited.numAffectedRows) return;
-  const ws = await db
-    .selectFrom('workspaces')
-    .select(['credits', 'max_concurrent_executions', 'running_executions'])
-    .where('id', '=', workspaceId)
-    .executeTakeFirstOrThrow();
-  // SPEC §2 order: the concurrency limit is reported before missing credits.
-  if (ws.max_concurrent_executions !== null && ws.running_executions >= ws.max_concurrent_executions) {
-    throw new ApiError(
-      'concurrent_execution_limit',
-      `Concurrent execution limit reached. This workspace allows ${ws.max_concurrent_executions} concurrent executions.`,
-      { 'Retry-After': '5' },
+  // The guarded UPDATE is the decision; the re-read only explains a refusal. On
+  // PostgreSQL a slot may be freed between the two, so a refusal whose re-read shows
+  // room is decided again (a few times) rather than misreported as missing credits.
+  let max: number | null = null;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const debited = await runPrepared(
+      db,
+      handle.kind,
+      'run-async:reserve',
+      () =>
+        handle.db
+          .updateTable('workspaces')
+          .set({ credits: sql`credits - 1`, running_executions: sql`running_executions + 1` })
+          .where('id', '=', param<string>('workspaceId'))
+          .where('credits', '>=', 1)
+          .where((eb) =>
+            eb.or([eb('max_concurrent_executions', 'is', null), eb('running_executions', '<', eb.ref('max_concurrent_executions'))]),
+          ),
+      { workspaceId },
     );
+    if (debited.numAffectedRows) return;
+    const ws = await db
+      .selectFrom('workspaces')
+      .select(['credits', 'max_concurrent_executions', 'running_executions'])
+      .where('id', '=', workspaceId)
+      .executeTakeFirstOrThrow();
+    max = ws.max_concurrent_executions;
+    // SPEC §2 order: the concurrency limit is reported before missing credits.
+    if (max !== null && ws.running_executions >= max) throw concurrencyLimit(max);
+    if (ws.credits < 1) throw new ApiError('insufficient_credits', 'Insufficient credits. Add credits to the workspace and retry.');
   }
-  throw new ApiError('insufficient_credits', 'Insufficient credits. Add credits to the workspace and retry.');
+  // Refused every time although a re-read showed room: slots are churning at the cap.
+  throw concurrencyLimit(max ?? 0);
 }
+
+const concurrencyLimit = (max: number) =>
+  new ApiError(
+    'concurrent_execution_limit',
+    `Concurrent execution limit reached. This workspace allows ${max} concurrent executions.`,
+    { 'Retry-After': '5' },
+  );
 
 export interface StartRequest {
   auth: AuthContext;

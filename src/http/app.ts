@@ -7,7 +7,7 @@ import { registerExecutionRoutes } from '../executions/routes.js';
 import { registerWorkflowRoutes } from '../workflows/routes.js';
 import { registerWorkspaceRoutes } from '../workspaces/routes.js';
 import { BODY_LIMIT_BYTES, registerBodyParsers } from './body-parser.js';
-import { frameworkErrors, registerErrorHandling } from './error-handler.js';
+import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './error-handler.js';
 import { registerOpenApiRoute, swaggerOptions } from './openapi.js';
 import { validatorCompiler } from './validation.js';
 
@@ -24,6 +24,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     requestIdHeader: false,
     bodyLimit: BODY_LIMIT_BYTES,
     frameworkErrors,
+    clientErrorHandler,
     // Any path segment Node lets through (headers are capped at 16 KiB) reaches the
     // router, so an over-long id is authenticated and then a 404 like any malformed id.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 16_384 },

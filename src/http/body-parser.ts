@@ -31,10 +31,31 @@ export function parseJsonBody(text: string): unknown {
   if (jsonDepth(text) > MAX_JSON_DEPTH) {
     throw invalid(`request body: JSON is nested deeper than ${MAX_JSON_DEPTH} levels`);
   }
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch (error) {
     throw invalid(`request body: malformed JSON (${(error as Error).message})`);
+  }
+  // JSON.parse accepts numbers that overflow to Infinity (1e999, or 400 digits),
+  // which JSON cannot represent again, and U+0000, which PostgreSQL text cannot
+  // store — both are refused here, on every backend.
+  rejectUnstorable(value, '');
+  return value;
+}
+
+function rejectUnstorable(value: unknown, path: string): void {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw invalid(`${path || 'request body'}: number is too large to represent`);
+  } else if (typeof value === 'string') {
+    if (value.includes('\u0000')) throw invalid(`${path || 'request body'}: strings may not contain U+0000`);
+  } else if (Array.isArray(value)) {
+    value.forEach((item, i) => rejectUnstorable(item, `${path}[${i}]`));
+  } else if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      if (key.includes('\u0000')) throw invalid(`${path || 'request body'}: keys may not contain U+0000`);
+      rejectUnstorable(item, path ? `${path}.${key}` : key);
+    }
   }
 }
 

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, type ErrorCode } from '../errors.js';
 import { BODY_LIMIT_BYTES } from './body-parser.js';
@@ -55,4 +57,22 @@ export function registerErrorHandling(app: FastifyInstance): void {
 export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   reply.header('x-request-id', request.id);
   handle(error, request, reply);
+}
+
+/** For Fastify's `clientErrorHandler`: requests Node refuses before Fastify sees them
+ * (headers over 16 KiB, a request line that is not HTTP) still get SPEC's body. */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+  const [status, reason, body] = tooLarge
+    ? [431, 'Request Header Fields Too Large', errorBody('request_header_fields_too_large', 'Request headers are larger than 16 KiB; send fewer or smaller headers.')]
+    : [400, 'Bad Request', errorBody('invalid_request', 'Malformed HTTP request.')];
+  const text = JSON.stringify(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(text)}\r\nX-Request-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${text}`,
+  );
 }
