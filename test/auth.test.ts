@@ -104,6 +104,17 @@ describeEachBackend('authentication and scopes', (backend) => {
       }
     });
 
+    it('says the same for an unknown, an expired and a revoked key (no existence leak)', async () => {
+      const expired = await keyWith(SCOPES);
+      await direct.db.updateTable('api_keys').set({ expires_at: Date.now() - 1000 }).where('id', '=', expired.keyId).execute();
+      const revoked = await keyWith(SCOPES);
+      await direct.db.updateTable('api_keys').set({ revoked_at: Date.now() - 1000 }).where('id', '=', revoked.keyId).execute();
+      const bodies = await Promise.all(
+        [generateSecret(), expired.secret, revoked.secret].map(async (key) => (await t.request({ method: 'GET', url: '/api/v1/workflows', key })).body),
+      );
+      expect(new Set(bodies).size).toBe(1);
+    });
+
     it('with a well-formed but unknown key', async () => {
       expectUnauthorized(await t.request({ method: 'GET', url: '/api/v1/workflows', key: generateSecret() }));
     });

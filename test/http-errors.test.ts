@@ -33,6 +33,9 @@ function expectRequestId(res: LightMyRequestResponse): void {
   expect((id as string).length).toBeGreaterThan(0);
   expect(requestIds.has(id as string), 'request ids are unique').toBe(false);
   requestIds.add(id as string);
+  // Hygiene headers travel with the request id on every answer, errors included.
+  expect(res.headers['cache-control']).toBe('no-store');
+  expect(res.headers['x-content-type-options']).toBe('nosniff');
 }
 
 function expectError(res: LightMyRequestResponse, status: number, code: string): string {

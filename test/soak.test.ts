@@ -14,7 +14,7 @@ import { type TestServer, eventually, startTestServer } from './helpers/server.j
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const SOAK_MS = Math.max(2, Number(process.env.SKIPFLOW_SOAK_SECONDS) || 10) * 1000;
+const SOAK_MS = Math.max(2, Number(process.env.SKIPFLOW_SOAK_SECONDS) || 30) * 1000;
 const WRITERS = 10;
 const READERS = 3;
 const INITIAL_CREDITS = 1_000_000;

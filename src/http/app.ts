@@ -7,7 +7,7 @@ import { registerExecutionRoutes } from '../executions/routes.js';
 import { registerWorkflowRoutes } from '../workflows/routes.js';
 import { registerWorkspaceRoutes } from '../workspaces/routes.js';
 import { BODY_LIMIT_BYTES, registerBodyParsers } from './body-parser.js';
-import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './error-handler.js';
+import { clientErrorHandler, frameworkErrors, registerErrorHandling, setBaseHeaders } from './error-handler.js';
 import { registerOpenApiRoute, swaggerOptions } from './openapi.js';
 import { validatorCompiler } from './validation.js';
 
@@ -36,9 +36,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.decorateRequest('auth', null as never);
 
-  app.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-  });
+  app.addHook('onRequest', async (request, reply) => setBaseHeaders(request, reply));
   app.addHook('onRequest', authHook(deps.keys, deps.rateLimiter));
   const debug = deps.logger.isLevelEnabled('debug');
   app.addHook('onResponse', async (request, reply) => {

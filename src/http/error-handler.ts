@@ -55,8 +55,15 @@ export function registerErrorHandling(app: FastifyInstance): void {
 
 /** For Fastify's `frameworkErrors` option: errors raised before routing. */
 export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  reply.header('x-request-id', request.id);
+  setBaseHeaders(request, reply);
   handle(error, request, reply);
+}
+
+/** On every answer: the request id, and no caching or sniffing of API data. */
+export function setBaseHeaders(request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('x-request-id', request.id);
+  reply.header('cache-control', 'no-store');
+  reply.header('x-content-type-options', 'nosniff');
 }
 
 /** For Fastify's `clientErrorHandler`: requests Node refuses before Fastify sees them
@@ -73,6 +80,7 @@ export function clientErrorHandler(error: Error & { code?: string }, socket: Soc
   const text = JSON.stringify(body);
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(text)}\r\nX-Request-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${text}`,
+      `Content-Length: ${Buffer.byteLength(text)}\r\nX-Request-Id: ${randomUUID()}\r\nCache-Control: no-store\r\n` +
+      `X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${text}`,
   );
 }
