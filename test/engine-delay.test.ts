@@ -3,38 +3,12 @@ import { delayStep } from '../src/engine/steps/delay.js';
 import type { StepContext } from '../src/engine/steps/step-type.js';
 import { formatTimestamp } from '../src/lib/time.js';
 import { type Server, startServer } from '../src/server.js';
+import { type Json, createWorkflow, run, get, finished } from './helpers/api.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, silentLogger, startTestServer } from './helpers/server.js';
 
 // SPEC §1: a `delay` is a durable timer. While it sleeps the step is `running`, no
 // worker slot is held, it never fires early, and it survives a restart.
-
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-async function createWorkflow(t: TestServer, steps: unknown[], name = 'engine-delay'): Promise<string> {
-  const res = await t.request({ method: 'POST', url: '/api/v1/workflows', body: { name, steps } });
-  expect(res.statusCode, res.body).toBe(201);
-  return res.json().id as string;
-}
-
-async function run(t: TestServer, workflowId: string, input: unknown = {}): Promise<string> {
-  const res = await t.request({ method: 'POST', url: `/api/v1/workflows/${workflowId}/run-async`, body: { input } });
-  expect(res.statusCode, res.body).toBe(202);
-  return res.json().execution_id as string;
-}
-
-async function get(t: TestServer, id: string): Promise<Json> {
-  const res = await t.request({ method: 'GET', url: `/api/v1/executions/${id}?include_step_results=true` });
-  expect(res.statusCode, res.body).toBe(200);
-  return res.json() as Json;
-}
-
-async function finished(t: TestServer, id: string, timeoutMs = 10_000): Promise<Json> {
-  return eventually(async () => {
-    const e = await get(t, id);
-    return e.status !== 'running' ? e : null;
-  }, timeoutMs);
-}
 
 function stepRows(t: TestServer, ids: string | string[]) {
   return t.server.deps.db.db

@@ -4,39 +4,13 @@ import { Abandoned, runAttempt } from '../src/engine/run-step.js';
 import type { StepDefinition } from '../src/engine/steps/index.js';
 import type { ExpressionContext, StepContext, StepType } from '../src/engine/steps/step-type.js';
 import { renderTemplates } from '../src/engine/template.js';
+import { type Json, createWorkflow, run, get, finished } from './helpers/api.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, startTestServer } from './helpers/server.js';
 
 // SPEC §1 Steps: order, templates, `if`, the expression context, step errors,
 // continue_on_error, and the bounds on untrusted JSONata (time, size, depth) — which
 // must never stall the rest of the server.
-
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-async function createWorkflow(t: TestServer, steps: unknown[], name = 'engine-steps'): Promise<string> {
-  const res = await t.request({ method: 'POST', url: '/api/v1/workflows', body: { name, steps } });
-  expect(res.statusCode, res.body).toBe(201);
-  return res.json().id as string;
-}
-
-async function run(t: TestServer, workflowId: string, input: unknown = {}): Promise<string> {
-  const res = await t.request({ method: 'POST', url: `/api/v1/workflows/${workflowId}/run-async`, body: { input } });
-  expect(res.statusCode, res.body).toBe(202);
-  return res.json().execution_id as string;
-}
-
-async function get(t: TestServer, id: string): Promise<Json> {
-  const res = await t.request({ method: 'GET', url: `/api/v1/executions/${id}?include_step_results=true` });
-  expect(res.statusCode, res.body).toBe(200);
-  return res.json() as Json;
-}
-
-async function finished(t: TestServer, id: string, timeoutMs = 10_000): Promise<Json> {
-  return eventually(async () => {
-    const e = await get(t, id);
-    return e.status !== 'running' ? e : null;
-  }, timeoutMs);
-}
 
 async function stepRows(t: TestServer, id: string) {
   return t.server.deps.db.db.selectFrom('execution_steps').selectAll().where('execution_id', '=', id).orderBy('idx').execute();

@@ -2,32 +2,13 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { claimBatch } from '../src/engine/lease.js';
 import { type Server, startServer } from '../src/server.js';
+import { type Json, createWorkflow, run, get } from './helpers/api.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, openMigrated, silentLogger, startTestServer } from './helpers/server.js';
 
 // The worker: at most SKIPFLOW_WORKER_CONCURRENCY executions at once; new work, freed
 // slots and due sleepers are picked up at once (the poll is only a fallback); and a
 // graceful stop hands every lease back so another process can finish the work.
-
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-async function createWorkflow(t: TestServer, steps: unknown[]): Promise<string> {
-  const res = await t.request({ method: 'POST', url: '/api/v1/workflows', body: { name: 'engine-worker', steps } });
-  expect(res.statusCode, res.body).toBe(201);
-  return res.json().id as string;
-}
-
-async function run(t: TestServer, workflowId: string, input: unknown = {}): Promise<string> {
-  const res = await t.request({ method: 'POST', url: `/api/v1/workflows/${workflowId}/run-async`, body: { input } });
-  expect(res.statusCode, res.body).toBe(202);
-  return res.json().execution_id as string;
-}
-
-async function get(t: TestServer, id: string): Promise<Json> {
-  const res = await t.request({ method: 'GET', url: `/api/v1/executions/${id}?include_step_results=true` });
-  expect(res.statusCode, res.body).toBe(200);
-  return res.json() as Json;
-}
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
