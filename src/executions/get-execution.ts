@@ -4,21 +4,35 @@ import { isId } from '../lib/ids.js';
 import { findExecution, findSteps, toExecutionView } from './store.js';
 import { TerminalCache } from './terminal-cache.js';
 
+/** How often a long poll (`?wait=S`) re-reads a running execution. Reading the row is
+ * what makes it work across processes: the worker may run anywhere. */
+const WAIT_POLL_MS = 100;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** GET /executions/:id as JSON text: a finished execution from the cache, a running one
- * from the database (a poll must see every change). */
+ * from the database (a poll must see every change). With `waitSeconds` (SPEC §4), a
+ * running execution is re-read until it ends or the wait is over. */
 export async function readExecutionJson(
   deps: Pick<AppDeps, 'db'>,
   cache: TerminalCache,
-  args: { workspaceId: string; id: string; withSteps: boolean },
+  args: { workspaceId: string; id: string; withSteps: boolean; waitSeconds?: number },
 ): Promise<string> {
   if (!isId(args.id)) throw notFound('Execution');
   const key = TerminalCache.key(args.workspaceId, args.id, args.withSteps);
-  const cached = cache.get(key);
-  if (cached !== undefined) return cached;
-  const row = await findExecution(deps.db.db, args.workspaceId, args.id);
-  if (!row) throw notFound('Execution');
-  const steps = args.withSteps ? await findSteps(deps.db.db, args.id) : undefined;
-  const body = JSON.stringify(toExecutionView(row, steps));
-  if (row.status !== 'running') cache.set(key, body);
-  return body;
+  const deadline = Date.now() + (args.waitSeconds ?? 0) * 1000;
+  for (;;) {
+    const cached = cache.get(key);
+    if (cached !== undefined) return cached;
+    const row = await findExecution(deps.db.db, args.workspaceId, args.id);
+    if (!row) throw notFound('Execution');
+    if (row.status === 'running' && Date.now() + WAIT_POLL_MS <= deadline) {
+      await sleep(WAIT_POLL_MS);
+      continue;
+    }
+    const steps = args.withSteps ? await findSteps(deps.db.db, args.id) : undefined;
+    const body = JSON.stringify(toExecutionView(row, steps));
+    if (row.status !== 'running') cache.set(key, body);
+    return body;
+  }
 }

@@ -11,6 +11,7 @@ import { Execution, ExecutionList, ExecutionStatusQuery, RunAccepted, RunBody, S
 import { startExecution } from './start-execution.js';
 import { stopExecution } from './stop-use-case.js';
 import { TerminalCache } from './terminal-cache.js';
+import { streamExecutionEvents } from './execution-events.js';
 import { readExecutionJson } from './get-execution.js';
 import { listExecutions, toListItem } from './store.js';
 
@@ -91,14 +92,40 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
         params: IdParams,
         querystring: Type.Object({
           include_step_results: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
+          wait: Type.Optional(
+            Type.Integer({ minimum: 0, maximum: 60, description: 'long poll: answer as soon as the execution ends, or after this many seconds' }),
+          ),
         }),
         response: responses({ 200: Execution }, ['invalid_request', 'insufficient_scope', 'not_found']),
       },
     },
     async (request, reply) => {
       const withSteps = request.query.include_step_results === 'true';
-      const body = await readExecutionJson(deps, finished, { workspaceId: request.auth.workspaceId, id: request.params.id, withSteps });
+      const body = await readExecutionJson(deps, finished, {
+        workspaceId: request.auth.workspaceId,
+        id: request.params.id,
+        withSteps,
+        waitSeconds: request.query.wait,
+      });
       return sendJsonText(reply, body);
+    },
+  );
+
+  typed.get(
+    '/api/v1/executions/:id/events',
+    {
+      config: { scope: 'executions:read' },
+      schema: {
+        summary: 'Server-Sent Events: the execution’s step and status changes until it ends',
+        params: IdParams,
+        response: responses(
+          { 200: Type.String({ description: 'text/event-stream: `event: execution` and `event: step` frames, JSON data' }) },
+          ['insufficient_scope', 'not_found'],
+        ),
+      },
+    },
+    async (request, reply) => {
+      await streamExecutionEvents(deps, reply, { workspaceId: request.auth.workspaceId, id: request.params.id });
     },
   );
 

@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createWorkflow, run } from './helpers/api.js';
+import { describeEachBackend } from './helpers/backends.js';
+import { type TestServer, startTestServer } from './helpers/server.js';
+
+// SPEC §4: long polling with ?wait=S and the Server-Sent Events stream.
+
+describeEachBackend('beyond polling', (backend) => {
+  let t: TestServer;
+  let base: string;
+  beforeAll(async () => {
+    t = await startTestServer(backend);
+    await t.server.app!.listen({ port: 0, host: '127.0.0.1' });
+    base = `http://127.0.0.1:${(t.server.app!.server.address() as { port: number }).port}`;
+  });
+  afterAll(() => t.close());
+
+  it('?wait=S answers as soon as the execution ends, not after S seconds', async () => {
+    const wf = await createWorkflow(t, [{ type: 'delay', seconds: 0.4 }, { type: 'transform', expression: '"done"' }]);
+    const id = await run(t, wf);
+    const t0 = Date.now();
+    const res = await t.request({ method: 'GET', url: `/api/v1/executions/${id}?wait=10&include_step_results=true` });
+    expect(res.statusCode).toBe(200);
+    expect(res.json().status).toBe('success');
+    expect(res.json().steps[1].result).toBe('done');
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it('?wait=S answers with the current state after S seconds when it is still running', async () => {
+    const wf = await createWorkflow(t, [{ type: 'delay', seconds: 30 }]);
+    const id = await run(t, wf);
+    const t0 = Date.now();
+    const res = await t.request({ method: 'GET', url: `/api/v1/executions/${id}?wait=1` });
+    expect(res.json().status).toBe('running');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    await t.request({ method: 'POST', url: `/api/v1/executions/${id}/stop` });
+  });
+
+  it('rejects wait above 60 (or not an integer) with 400', async () => {
+    const wf = await createWorkflow(t, [{ type: 'transform', expression: '1' }]);
+    const id = await run(t, wf);
+    for (const wait of ['61', '-1', 'abc', '1.5']) {
+      const res = await t.request({ method: 'GET', url: `/api/v1/executions/${id}?wait=${wait}` });
+      expect(res.statusCode, wait).toBe(400);
+      expect(res.json().error_code).toBe('invalid_request');
+    }
+  });
+
+  it('streams step and status changes as Server-Sent Events until the execution ends', async () => {
+    const wf = await createWorkflow(t, [
+      { type: 'transform', expression: '1' },
+      { type: 'delay', seconds: 0.5 },
+      { type: 'transform', expression: 'steps[0] + 1' },
+    ]);
+    const id = await run(t, wf);
+    const res = await fetch(`${base}/api/v1/executions/${id}/events`, { headers: { authorization: `Bearer ${t.apiKey}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    expect(res.headers.get('x-request-id')).toBeTruthy();
+    const text = await res.text(); // the server ends the stream when the execution ends
+    const events = text
+      .split('\n\n')
+      .filter((f) => f.startsWith('event: '))
+      .map((f) => {
+        const [event, data] = f.split('\n');
+        return { event: event!.slice('event: '.length), data: JSON.parse(data!.slice('data: '.length)) };
+      });
+    const executions = events.filter((e) => e.event === 'execution').map((e) => e.data.status);
+    expect(executions[0]).toBe('running');
+    expect(executions.at(-1)).toBe('success');
+    expect(events.at(-1)!.event).toBe('execution');
+    const lastOfStep = (i: number) => events.filter((e) => e.event === 'step' && e.data.index === i).at(-1)!.data;
+    expect(lastOfStep(0)).toMatchObject({ status: 'completed', result: 1 });
+    expect(lastOfStep(2)).toMatchObject({ status: 'completed', result: 2 });
+    // The delay was seen asleep before it completed.
+    expect(events.some((e) => e.event === 'step' && e.data.index === 1 && e.data.status === 'running')).toBe(true);
+  });
+
+  it('answers 404 for another workspace’s execution, before any stream starts', async () => {
+    const wf = await createWorkflow(t, [{ type: 'transform', expression: '1' }]);
+    const id = await run(t, wf);
+    const other = await t.createWorkspace();
+    const res = await fetch(`${base}/api/v1/executions/${id}/events`, { headers: { authorization: `Bearer ${other.apiKey}` } });
+    expect(res.status).toBe(404);
+    expect((await res.json()).error_code).toBe('not_found');
+  });
+});
