@@ -167,6 +167,24 @@ async function main() {
 
   await s1.stop();
 
+  // The same load on an api-only process: what the run-async path costs by itself,
+  // without the worker sharing the event loop (W1 above runs both in one process).
+  log('W1 api-only');
+  const db1a = sqliteUrl('w1-api');
+  const s1a = await startSkipflow({ SKIPFLOW_DATABASE_URL: db1a.url }, 'api');
+  const wf1a = await prepare(s1a, db1a.url, THREE_TRANSFORMS);
+  const w1a = await load({
+    url: `http://127.0.0.1:${s1a.port}/api/v1/workflows/${wf1a}/run-async`,
+    method: 'POST',
+    headers: { authorization: `Bearer ${s1a.key}`, 'content-type': 'application/json' },
+    body: '{"input":{"n":1,"who":"bench"}}',
+  });
+  await s1a.stop();
+  rows.push({
+    name: 'W1 api-only',
+    figures: { 'req/s': round(w1a.rps, 0), 'p50 ms': w1a.p50, 'p99 ms': w1a.p99, 'vs ceiling-http': round(w1a.rps / http.rps), errors: w1a.bad },
+  });
+
   // W3 on its own server, so W1's backlog draining in the worker does not share the
   // CPU: once polling a running execution (a database read per request), once polling
   // a finished one (served from the terminal cache).
