@@ -249,9 +249,12 @@ async function main() {
   log(`W4 sleepers (${S.w4Sleepers} × ${S.w4DelaySeconds} s)`);
   const db4 = sqliteUrl('w4');
   const s4 = await startSkipflow({ SKIPFLOW_DATABASE_URL: db4.url });
-  const wfWarm = await prepare(s4, db4.url, THREE_TRANSFORMS);
+  // Warm up with as many zero-second delays as there will be sleepers: the same code
+  // path and request volume, so the heap has grown to its working size before
+  // "RSS before" and the difference is what sleeping executions retain.
+  const wfWarm = await prepare(s4, db4.url, [{ type: 'delay', seconds: 0 }]);
   const h4 = { authorization: `Bearer ${s4.key}`, 'content-type': 'application/json' };
-  await load({ url: `http://127.0.0.1:${s4.port}/api/v1/workflows/${wfWarm}/run-async`, method: 'POST', headers: h4, body: '{"input":{"n":1}}', amount: 2_000 });
+  await load({ url: `http://127.0.0.1:${s4.port}/api/v1/workflows/${wfWarm}/run-async`, method: 'POST', headers: h4, body: '{}', amount: S.w4Sleepers });
   const wf4 = String((await api(s4, 'POST', '/api/v1/workflows', { name: 'sleep', steps: [{ type: 'delay', seconds: S.w4DelaySeconds }] })).id);
   const reader4 = new BetterSqlite3(db4.file, { readonly: true });
   const asleep = reader4.prepare("select count(*) as n from execution_steps where phase = 'sleep'");
