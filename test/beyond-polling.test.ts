@@ -76,6 +76,21 @@ describeEachBackend('beyond polling', (backend) => {
     expect(events.some((e) => e.event === 'step' && e.data.index === 1 && e.data.status === 'running')).toBe(true);
   });
 
+  it('ends the stream with the stopped state when the execution is stopped mid-way', async () => {
+    const wf = await createWorkflow(t, [{ type: 'transform', expression: '1' }, { type: 'delay', seconds: 30 }]);
+    const id = await run(t, wf);
+    const res = await fetch(`${base}/api/v1/executions/${id}/events`, { headers: { authorization: `Bearer ${t.apiKey}` } });
+    setTimeout(() => void t.request({ method: 'POST', url: `/api/v1/executions/${id}/stop` }), 400);
+    const t0 = Date.now();
+    const text = await res.text();
+    expect(Date.now() - t0).toBeLessThan(5000);
+    const frames = text.split('\n\n').filter((f) => f.startsWith('event: '));
+    const last = frames.at(-1)!;
+    expect(last.startsWith('event: execution')).toBe(true);
+    expect(JSON.parse(last.split('\n')[1]!.slice('data: '.length)).status).toBe('stopped');
+    expect(frames.some((f) => f.startsWith('event: step') && f.includes('"index":1') && f.includes('"status":"stopped"'))).toBe(true);
+  });
+
   it('answers 404 for another workspace’s execution, before any stream starts', async () => {
     const wf = await createWorkflow(t, [{ type: 'transform', expression: '1' }]);
     const id = await run(t, wf);
