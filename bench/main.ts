@@ -15,16 +15,17 @@ import { percentile, round } from './stats.js';
 
 const quick = process.argv.includes('--quick');
 const S = quick
-  ? { loadSeconds: 3, w2Executions: 1_000, w4Sleepers: 2_000, w4DelaySeconds: 3, w5Rows: 100_000, latencySeconds: 2 }
-  : { loadSeconds: 10, w2Executions: 5_000, w4Sleepers: 10_000, w4DelaySeconds: 5, w5Rows: 1_000_000, latencySeconds: 3 };
+  ? { loadSeconds: 2, pgLoadSeconds: 1, w2Executions: 500, w4Sleepers: 1_000, w4DelaySeconds: 2, w5Rows: 20_000, latencySeconds: 1 }
+  : { loadSeconds: 10, pgLoadSeconds: 10, w2Executions: 5_000, w4Sleepers: 10_000, w4DelaySeconds: 5, w5Rows: 1_000_000, latencySeconds: 3 };
 const CONNECTIONS = 50;
 
 type Row = { name: string; figures: Record<string, number | string>; target?: string; met?: boolean };
 const rows: Row[] = [];
 const tmp = mkdtempSync(join(tmpdir(), 'skipflow-bench-'));
 
+const benchStart = Date.now();
 function log(message: string) {
-  process.stderr.write(`[bench] ${message}\n`);
+  process.stderr.write(`[bench +${((Date.now() - benchStart) / 1000).toFixed(1)}s] ${message}\n`);
 }
 
 async function load(opts: { url: string; method?: 'GET' | 'POST'; headers?: Record<string, string>; body?: string; amount?: number; connections?: number; seconds?: number }) {
@@ -305,6 +306,7 @@ async function main() {
   writer.exec('analyze');
   const deepId = (writer.prepare('select id from executions where workspace_id = ? order by id desc limit 1 offset ?').get(ws5, Math.floor(S.w5Rows * 0.9)) as { id: string }).id;
   writer.close();
+  log('W5 rows in place; timing pages');
   const h5 = { authorization: `Bearer ${s5.key}` };
   // Alternate first and deep pages so that both see the same machine noise.
   const firstMs: number[] = [];
@@ -324,6 +326,7 @@ async function main() {
     deepMs.push(await timed(`/api/v1/executions?limit=20&after=${deepId}`));
   }
   agent.destroy();
+  log('W5 pages timed; stopping');
   await s5.stop();
   firstMs.sort((a, b) => a - b);
   deepMs.sort((a, b) => a - b);
@@ -389,7 +392,7 @@ async function postgresRows() {
       const wf = await prepare(api, database.url, THREE_TRANSFORMS);
       const headers = { authorization: `Bearer ${api.key}`, 'content-type': 'application/json' };
       const url = `http://127.0.0.1:${api.port}/api/v1/workflows/${wf}/run-async`;
-      const w1 = await load({ url, method: 'POST', headers, body: '{"input":{"n":1,"who":"bench"}}' });
+      const w1 = await load({ url, method: 'POST', headers, body: '{"input":{"n":1,"who":"bench"}}', seconds: S.pgLoadSeconds });
       rows.push({
         name: `PG W1 ${workers}w`,
         figures: { 'req/s': round(w1.rps, 0), 'p50 ms': w1.p50, 'p99 ms': w1.p99, 'vs ceiling-http': '-', errors: w1.bad },
