@@ -6,7 +6,7 @@ import type { ExpressionContext, StepContext, StepType } from '../src/engine/ste
 import { renderTemplates } from '../src/engine/template.js';
 import { type Json, createWorkflow, run, get, finished } from './helpers/api.js';
 import { describeEachBackend } from './helpers/backends.js';
-import { type TestServer, eventually, startTestServer } from './helpers/server.js';
+import { type TestServer, startTestServer } from './helpers/server.js';
 
 // SPEC §1 Steps: order, templates, `if`, the expression context, step errors,
 // continue_on_error, and the bounds on untrusted JSONata (time, size, depth) — which

@@ -2,13 +2,21 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { claimBatch } from '../src/engine/lease.js';
 import { type Server, startServer } from '../src/server.js';
-import { type Json, createWorkflow, run, get } from './helpers/api.js';
+import { createWorkflow, get, run } from './helpers/api.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, openMigrated, silentLogger, startTestServer } from './helpers/server.js';
 
 // The worker: at most SKIPFLOW_WORKER_CONCURRENCY executions at once; new work, freed
 // slots and due sleepers are picked up at once (the poll is only a fallback); and a
 // graceful stop hands every lease back so another process can finish the work.
+
+/** Waits until step 0 of the execution sleeps; returns its wake-up time. */
+function sleepingUntil(t: TestServer, id: string): Promise<number> {
+  return eventually(async () => {
+    const row = await t.server.deps.db.db.selectFrom('execution_steps').select(['wake_at', 'phase']).where('execution_id', '=', id).where('idx', '=', 0).executeTakeFirstOrThrow();
+    return row.phase === 'sleep' ? row.wake_at! : null;
+  });
+}
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -157,11 +165,7 @@ describeEachBackend('engine: worker wake-ups without polling', (backend) => {
   it('after a restart, wakes a sleeper when it is due, not at the next poll', async () => {
     const wf = await createWorkflow(t, [{ type: 'delay', seconds: 1 }, { type: 'transform', expression: '"after restart"' }]);
     const id = await run(t, wf);
-    const db = t.server.deps.db.db;
-    const wake = await eventually(async () => {
-      const row = await db.selectFrom('execution_steps').select(['wake_at', 'phase']).where('execution_id', '=', id).where('idx', '=', 0).executeTakeFirstOrThrow();
-      return row.phase === 'sleep' ? row.wake_at! : null;
-    });
+    const wake = await sleepingUntil(t, id);
     await t.server.close();
     restarted = await startServer(t.config, { logger: silentLogger, listen: false });
     const rdb = restarted.deps.db.db;
@@ -206,10 +210,7 @@ describeEachBackend('engine: worker wake-ups when the server clock runs ahead of
     const wf = await createWorkflow(t, [{ type: 'delay', seconds: 0.5 }, { type: 'transform', expression: '"woke"' }]);
     const id = await run(t, wf);
     const db = t.server.deps.db.db;
-    const wake = await eventually(async () => {
-      const row = await db.selectFrom('execution_steps').select(['wake_at', 'phase']).where('execution_id', '=', id).where('idx', '=', 0).executeTakeFirstOrThrow();
-      return row.phase === 'sleep' ? row.wake_at! : null;
-    });
+    const wake = await sleepingUntil(t, id);
     await eventually(async () => (await get(t, id)).status === 'success', 3000, 10);
     const step = await db.selectFrom('execution_steps').select('completed_at').where('execution_id', '=', id).where('idx', '=', 0).executeTakeFirstOrThrow();
     expect(step.completed_at!).toBeGreaterThanOrEqual(wake);

@@ -10,6 +10,7 @@ import type { StepDefinition } from '../src/engine/steps/index.js';
 import type { StepServices } from '../src/engine/steps/step-type.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, startTestServer } from './helpers/server.js';
+import { closedPort } from './helpers/net.js';
 
 // SPEC §1, the `email` step, against a real SMTP server in this process (smtp-server on
 // 127.0.0.1): what the server received (envelope, headers, bodies), the result, each
@@ -134,12 +135,7 @@ describe('email step (units)', () => {
   });
 
   it('fails with a retryable smtp_error when the SMTP server cannot be reached', async () => {
-    const closed = createServer();
-    closed.listen(0, '127.0.0.1');
-    await once(closed, 'listening');
-    const port = (closed.address() as AddressInfo).port;
-    closed.close();
-    await once(closed, 'close');
+    const port = await closedPort();
     const error = await attempt({ to: 'ada@example.com', subject: 's', text: 't' }, { allowPrivateNetwork: false, smtpUrl: `smtp://127.0.0.1:${port}` });
     expect(error).toMatchObject({ code: 'smtp_error', retryable: true });
     expect((error as Error).message).toMatch(new RegExp(`^Could not talk to the SMTP server at 127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*Check SKIPFLOW_SMTP_URL`));

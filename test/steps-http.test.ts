@@ -8,6 +8,7 @@ import { httpStep } from '../src/engine/steps/http.js';
 import type { StepDefinition } from '../src/engine/steps/index.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, startTestServer } from './helpers/server.js';
+import { closedPort } from './helpers/net.js';
 
 // SPEC §1, the `http` step: every field, the stored { status, headers, body } result
 // with its 256 KiB bound, redirects, the Idempotency-Key, timeouts, stop, retries and
@@ -419,12 +420,7 @@ describeEachBackend('http step', (backend) => {
   });
 
   it('fails with a retryable network_error on a closed port, and when the connection drops mid-body', async () => {
-    const closed = createServer();
-    closed.listen(0, '127.0.0.1');
-    await once(closed, 'listening');
-    const port = (closed.address() as AddressInfo).port;
-    closed.close();
-    await once(closed, 'close');
+    const port = await closedPort();
     const e = await runToEnd([{ type: 'http', url: `http://127.0.0.1:${port}/`, retry: { max_attempts: 2, backoff_ms: 10 } }]);
     expect(e).toMatchObject({ status: 'failed', error_code: 'network_error' });
     expect(e.steps[0].attempts).toBe(2);

@@ -18,9 +18,6 @@ export interface Db {
   /** The database's clock in epoch milliseconds: leases compare against it, so that
    * processes with skewed clocks still agree on who holds what. */
   nowMs(): RawBuilder<number>;
-  /** `FOR UPDATE SKIP LOCKED` where the database has row locks; SQLite serialises
-   * writers, so there is nothing to skip. */
-  readonly skipLocked: boolean;
   isUniqueViolation(error: unknown): boolean;
   /** Serialises transactions that name the same key until commit or rollback.
    * PostgreSQL: a transaction-scoped advisory lock; SQLite runs one write transaction
@@ -68,7 +65,6 @@ function openSqlite(path: string): Db {
     kind: 'sqlite',
     db,
     nowMs: () => sql<number>`cast(round(unixepoch('subsec') * 1000) as integer)`,
-    skipLocked: false,
     isUniqueViolation: (error) =>
       typeof error === 'object' && error !== null && 'code' in error &&
       (error.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || error.code === 'SQLITE_CONSTRAINT_UNIQUE'),
@@ -93,7 +89,6 @@ function openPostgres(url: string, options: OpenOptions): Db {
     kind: 'postgres',
     db,
     nowMs: () => sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`,
-    skipLocked: true,
     isUniqueViolation: (error) =>
       typeof error === 'object' && error !== null && 'code' in error && error.code === '23505',
     dueExecutionIds: postgresDueIds,

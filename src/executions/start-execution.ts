@@ -222,9 +222,13 @@ class StartQueue {
     return db.db.transaction().execute(async (trx) => {
       // Idempotency locks first, in key order, so two batches never wait on each
       // other's keys in opposite orders (PostgreSQL; a no-op on SQLite).
-      const keys = [...new Set(batch.flatMap((p) => (p.request.idempotency ? [p.request.idempotency] : [])))];
-      keys.sort((a, b) => (a.workspaceId + a.key < b.workspaceId + b.key ? -1 : 1));
-      for (const key of keys) await lockKey(db, trx, key);
+      const keys = new Map<string, IdempotentRequest>();
+      for (const p of batch) {
+        const key = p.request.idempotency;
+        if (key) keys.set(`${key.workspaceId}\n${key.key}`, key);
+      }
+      const ordered = [...keys.keys()].sort().map((k) => keys.get(k)!);
+      for (const key of ordered) await lockKey(db, trx, key);
       const now = this.deps.clock.now();
       const outcomes: Outcome[] = [];
       for (const p of batch) {
