@@ -39,6 +39,8 @@ const MAX_BATCH = 100;
  * another process (a stop made here is signalled at once): SPEC §1 wants the step in
  * flight aborted within 1 second on whichever process runs it. */
 const STOP_CHECK_MS = 400;
+/** How soon a failed claim is tried again. */
+const RETRY_CLAIM_MS = 250;
 /** Longest single wake timer (setTimeout overflows past ~24.8 days); it re-arms. */
 const MAX_TIMER_MS = 3_600_000;
 
@@ -147,7 +149,10 @@ export class Worker {
       } while (this.#fillAgain && this.#state === 'running');
     } catch (err) {
       this.#lookAhead = true;
-      this.options.logger.error({ err }, 'claiming executions failed; retrying on the next poll');
+      // Try again soon rather than at the next poll, which may be far off: a failed
+      // claim (a lock timeout, a dropped connection) must not leave due work waiting.
+      this.options.logger.error({ err }, 'claiming executions failed; retrying shortly');
+      setTimeout(() => this.#requestFill(), Math.min(RETRY_CLAIM_MS, this.options.pollIntervalMs)).unref();
     } finally {
       this.#filling = false;
       idle();
