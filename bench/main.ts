@@ -18,6 +18,9 @@ const S = quick
   ? { loadSeconds: 2, pgLoadSeconds: 1, w2Executions: 500, w4Sleepers: 1_000, w4DelaySeconds: 2, w5Rows: 20_000, latencySeconds: 1 }
   : { loadSeconds: 10, pgLoadSeconds: 10, w2Executions: 5_000, w4Sleepers: 10_000, w4DelaySeconds: 5, w5Rows: 1_000_000, latencySeconds: 3 };
 const CONNECTIONS = 50;
+/** `--only W1,W2,PG` runs just those sections (for working on one of them). */
+const onlyArg = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+const want = (section: string) => !onlyArg || onlyArg.split(',').includes(section);
 
 type Row = { name: string; figures: Record<string, number | string>; target?: string; met?: boolean };
 const rows: Row[] = [];
@@ -153,6 +156,7 @@ async function main() {
   const sqliteTps = ceilingSqlite();
   rows.push({ name: 'ceiling-sqlite', figures: { 'tx/s': round(sqliteTps, 0) } });
 
+  if (want('W1')) {
   log("W1 run-async");
   const db1 = sqliteUrl('w1');
   const s1 = await startSkipflow({ SKIPFLOW_DATABASE_URL: db1.url });
@@ -185,10 +189,12 @@ async function main() {
     name: 'W1 api-only',
     figures: { 'req/s': round(w1a.rps, 0), 'p50 ms': w1a.p50, 'p99 ms': w1a.p99, 'vs ceiling-http': round(w1a.rps / http.rps), errors: w1a.bad },
   });
+  }
 
   // W3 on its own server, so W1's backlog draining in the worker does not share the
   // CPU: once polling a running execution (a database read per request), once polling
   // a finished one (served from the terminal cache).
+  if (want('W3')) {
   log('W3 poll');
   const db3 = sqliteUrl('w3');
   const s3 = await startSkipflow({ SKIPFLOW_DATABASE_URL: db3.url });
@@ -210,7 +216,9 @@ async function main() {
     figures: { 'req/s': round(w3f.rps, 0), 'p50 ms': w3f.p50, 'p99 ms': w3f.p99, 'vs ceiling-http': round(w3f.rps / http.rps), errors: w3f.bad },
   });
   await s3.stop();
+  }
 
+  if (want('W2')) {
   log(`W2 end-to-end (${S.w2Executions} executions)`);
   const db2 = sqliteUrl('w2');
   const s2 = await startSkipflow({ SKIPFLOW_DATABASE_URL: db2.url });
@@ -246,7 +254,9 @@ async function main() {
     target: '≥ 5,000 executions/s',
     met: w2Rate >= 5_000,
   });
+  }
 
+  if (want('W4')) {
   log(`W4 sleepers (${S.w4Sleepers} × ${S.w4DelaySeconds} s)`);
   const db4 = sqliteUrl('w4');
   const s4 = await startSkipflow({ SKIPFLOW_DATABASE_URL: db4.url });
@@ -287,7 +297,9 @@ async function main() {
     target: 'growth < 30 MB, p99 lateness < 1 s, never early',
     met: growth < 30 && lateP99 < 1000 && lateness[0]! >= 0,
   });
+  }
 
+  if (want('W5')) {
   log(`W5 list at scale (${S.w5Rows} executions)`);
   const db5 = sqliteUrl('w5');
   const s5 = await startSkipflow({ SKIPFLOW_DATABASE_URL: db5.url });
@@ -339,8 +351,9 @@ async function main() {
     target: 'ratio ≤ 1.5',
     met: ratio <= 1.5,
   });
+  }
 
-  await postgresRows();
+  if (want('PG')) await postgresRows();
   report();
 }
 

@@ -18,6 +18,9 @@ export interface Config {
   readonly leaseMs: number;
   /** Fallback poll interval of idle workers (new work normally wakes them at once). */
   readonly pollIntervalMs: number;
+  /** In an `all` process, run the engine on its own thread (with its own database
+   * connection) instead of on the API's event loop. */
+  readonly engineThread: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -55,6 +58,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (allowPrivate !== undefined && !['', '0', '1'].includes(allowPrivate)) {
     throw new ConfigError(`SKIPFLOW_ALLOW_PRIVATE_NETWORK must be 1 or unset, got "${allowPrivate}"`);
   }
+  const engineThread = env.SKIPFLOW_ENGINE_THREAD;
+  if (engineThread !== undefined && !['', '0', '1'].includes(engineThread)) {
+    throw new ConfigError(`SKIPFLOW_ENGINE_THREAD must be 0 or 1, got "${engineThread}"`);
+  }
   return Object.freeze({
     databaseUrl: databaseUrl(env),
     host: env.HOST || '127.0.0.1',
@@ -67,6 +74,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     logLevel,
     leaseMs: integer(env, 'SKIPFLOW_LEASE_MS', 15_000, 500, 600_000),
     pollIntervalMs: integer(env, 'SKIPFLOW_POLL_INTERVAL_MS', 500, 10, 60_000),
+    engineThread: engineThread !== '0',
     ...overrides,
   });
 }

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { KeyVerifier } from './api-keys/key-verifier.js';
 import type { Config } from './config.js';
 import type { Db } from './db/open.js';
-import type { Signals } from './engine/signals.js';
+import type { Signals } from './db/signals.js';
 import type { Clock } from './lib/time.js';
 import type { RateLimiter } from './rate-limit/rate-limiter.js';
 

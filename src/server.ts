@@ -4,8 +4,8 @@ import type { Config } from './config.js';
 import { migrate } from './db/migrate.js';
 import { type Db, openDb } from './db/open.js';
 import type { AppDeps } from './deps.js';
-import { PgSignals } from './engine/pg-signals.js';
-import { LocalSignals, type Signals } from './engine/signals.js';
+import { type EngineThread, startEngineThread } from './engine/engine-host.js';
+import type { Signals } from './db/signals.js';
 import { Worker } from './engine/worker.js';
 import { type App, buildApp } from './http/app.js';
 import { purgeExpiredKeys } from './idempotency/idempotency.js';
@@ -20,7 +20,10 @@ import type { Logger } from 'pino';
 
 export interface Server {
   readonly app: App | null;
+  /** The engine when it runs on this thread (role `worker`, or `all` without its own thread). */
   readonly worker: Worker | null;
+  /** The engine when it runs on its own thread (role `all`, the default). */
+  readonly engineThread: EngineThread | null;
   readonly deps: AppDeps;
   /** The Default workspace's key when this start created it (printed once). */
   readonly bootstrapKey: { workspace_id: string; api_key: string } | null;
@@ -56,17 +59,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const db: Db = openDb(config.databaseUrl, { poolSize: 20 });
   await migrate(db);
   const created = await bootstrapDefaultWorkspace(db, clock);
-  const signals = options.signals ?? (db.pool ? new PgSignals(db.pool, config.databaseUrl, logger) : new LocalSignals());
-  if (signals instanceof PgSignals) await signals.start();
+  const signals = options.signals ?? (await db.createSignals(logger));
   const keys = new KeyVerifier(db, clock);
   const deps: AppDeps = { config, db, clock, logger, keys, rateLimiter: createRateLimiter(db, config.rateLimitPerMinute, clock), signals };
 
   const runsApi = config.role === 'all' || config.role === 'api';
   const runsWorker = config.role === 'all' || config.role === 'worker';
   const app = runsApi ? await buildApp(deps) : null;
-  const worker = runsWorker
-    ? new Worker({ db, clock, logger, signals, concurrency: config.workerConcurrency, leaseMs: config.leaseMs, pollIntervalMs: config.pollIntervalMs, services: { allowPrivateNetwork: config.allowPrivateNetwork, smtpUrl: config.smtpUrl } })
-    : null;
+  // A thread cannot share an injected clock or signals object: tests that inject them
+  // run the engine on this thread.
+  const threaded = runsWorker && runsApi && config.engineThread && !options.clock && !options.signals;
+  const engineThread = threaded ? await startEngineThread({ config, logger, signals, pretty: Boolean(process.stdout.isTTY) }) : null;
+  const worker = runsWorker && !threaded ? Worker.fromConfig(config, { db, clock, logger, signals }) : null;
   worker?.start();
   if (app && options.listen !== false) await app.listen({ port: config.port, host: config.host });
 
@@ -81,9 +85,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       clearInterval(purgeTimer);
       await closeApp(app);
       await worker?.stop();
+      await engineThread?.stop();
       await keys.close();
       await signals.close();
       await db.close();
     })());
-  return { app, worker, deps, bootstrapKey: created ? { workspace_id: created.workspace_id, api_key: created.api_key } : null, close };
+  return { app, worker, engineThread, deps, bootstrapKey: created ? { workspace_id: created.workspace_id, api_key: created.api_key } : null, close };
 }

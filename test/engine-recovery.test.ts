@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +13,7 @@ import { formatTimestamp } from '../src/lib/time.js';
 import { type Server, startServer } from '../src/server.js';
 import { createWorkspaceWithKey } from '../src/workspaces/create-workspace.js';
 import { type BackendName, type TestDatabase, createTestDatabase, describeEachBackend } from './helpers/backends.js';
+import { putStep, runningExecutions, stepRows, stepRowsOf } from './helpers/rows.js';
 import { type TestServer, eventually, openMigrated, silentLogger, startTestServer } from './helpers/server.js';
 
 // SPEC §1 Execution semantics under failure: a completed step is never recomputed; a
@@ -63,22 +65,13 @@ describeEachBackend('engine: recovery of interrupted steps', (backend) => {
 
   /** Leaves the rows as a worker that died during step `inFlight` would have. */
   async function crashDuring(id: string, inFlight: number, opts: { interruptions?: number; completedResults?: unknown[]; wakeAt?: number } = {}) {
-    const db = t!.server.deps.db.db;
+    const handle = t!.server.deps.db;
+    const db = handle.db;
     const now = Date.now();
     for (let i = 0; i < inFlight; i++) {
-      await db
-        .updateTable('execution_steps')
-        .set({ status: 'completed', result: JSON.stringify(opts.completedResults?.[i] ?? null), attempts: 1, started_at: now - 3000 + i, completed_at: now - 2900 + i })
-        .where('execution_id', '=', id)
-        .where('idx', '=', i)
-        .execute();
+      await putStep(handle, id, i, { status: 'completed', result: JSON.stringify(opts.completedResults?.[i] ?? null), attempts: 1, started_at: now - 3000 + i, completed_at: now - 2900 + i });
     }
-    await db
-      .updateTable('execution_steps')
-      .set({ status: 'running', phase: 'attempt', attempts: 1, interruptions: opts.interruptions ?? 0, started_at: now - 2000, wake_at: opts.wakeAt ?? null })
-      .where('execution_id', '=', id)
-      .where('idx', '=', inFlight)
-      .execute();
+    await putStep(handle, id, inFlight, { status: 'running', phase: 'attempt', attempts: 1, interruptions: opts.interruptions ?? 0, started_at: now - 2000, wake_at: opts.wakeAt ?? null });
     await db
       .updateTable('executions')
       .set({ current_step: inFlight, lease_owner: DEAD_OWNER, lease_token: 7, available_at: now - 1 })
@@ -96,14 +89,12 @@ describeEachBackend('engine: recovery of interrupted steps', (backend) => {
     return eventually(async () => {
       const execution = await db.selectFrom('executions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
       if (execution.status === 'running') return null;
-      const steps = await db.selectFrom('execution_steps').selectAll().where('execution_id', '=', id).orderBy('idx').execute();
+      const steps = await stepRows(db, id);
       return { execution, steps };
     }, timeoutMs, 20);
   }
 
-  const runningCount = async () =>
-    (await t!.server.deps.db.db.selectFrom('workspaces').select('running_executions').where('id', '=', t!.workspaceId).executeTakeFirstOrThrow())
-      .running_executions;
+  const runningCount = () => runningExecutions(t!.server.deps.db.db, t!.workspaceId);
 
   it('runs an interrupted step again (interruptions + 1, attempts unchanged) and never recomputes completed steps', async () => {
     await apiOnly();
@@ -113,7 +104,7 @@ describeEachBackend('engine: recovery of interrupted steps', (backend) => {
       { type: 'transform', expression: '[steps[0], steps[1]]' },
     ]);
     await crashDuring(id, 1, { completedResults: ['from before the crash'] });
-    const before = await t!.server.deps.db.db.selectFrom('execution_steps').selectAll().where('execution_id', '=', id).where('idx', '=', 0).executeTakeFirstOrThrow();
+    const before = (await stepRows(t!.server.deps.db.db, id))[0]!;
     await startWorker();
     const { execution: e, steps } = await settled(id);
     expect(e.status).toBe('success');
@@ -191,22 +182,21 @@ describeEachBackend('engine: recovery of interrupted steps', (backend) => {
 
     const snapshot = async () => ({
       executions: await db.selectFrom('executions').selectAll().where('id', 'in', [x, y]).orderBy('id').execute(),
-      steps: await db.selectFrom('execution_steps').selectAll().where('execution_id', 'in', [x, y]).orderBy('execution_id').orderBy('idx').execute(),
+      steps: await stepRowsOf(db, [x, y]),
       workspace: await db.selectFrom('workspaces').selectAll().where('id', '=', t!.workspaceId).executeTakeFirstOrThrow(),
+      running: await runningExecutions(db, t!.workspaceId),
     });
     const before = await snapshot();
-    expect(before.workspace.running_executions).toBe(2);
+    expect(before.running).toBe(2);
 
     const checkpoints = new Checkpointer(handle, silentLogger);
-    const finish = (id: string, token: number, result: string) =>
-      checkpoints.submit({
+    const finish = async (id: string, token: number, result: string) =>
+      (await checkpoints.submit({
         executionId: id,
-        workspaceId: t!.workspaceId,
         leaseToken: token,
-        steps: [{ idx: 0, set: { status: 'completed', phase: null, result: JSON.stringify(result), completed_at: Date.now() } }],
-        execution: { current_step: 1, status: 'success', completed_at: Date.now(), available_at: null, lease_owner: null },
-        terminal: true,
-      });
+        steps: [{ ...before.steps.find((s) => s.execution_id === id && s.idx === 0)!, status: 'completed', phase: null, result: JSON.stringify(result), attempts: 1, started_at: Date.now(), completed_at: Date.now() }],
+        move: { kind: 'finish', status: 'success', currentStep: 1, completedAt: Date.now(), error: null },
+      })) === 'applied';
 
     // The zombie's checkpoints (stale tokens) are refused and write nothing.
     expect(await finish(x, tokenOf(zombie, x), 'zombie')).toBe(false);
@@ -221,7 +211,7 @@ describeEachBackend('engine: recovery of interrupted steps', (backend) => {
     expect(after.steps.filter((r) => r.execution_id === x)).toEqual(before.steps.filter((r) => r.execution_id === x));
     expect(after.executions.find((r) => r.id === y)!.status).toBe('success');
     expect(after.steps.find((r) => r.execution_id === y)!.result).toBe(JSON.stringify('live'));
-    expect(after.workspace.running_executions).toBe(1);
+    expect(after.running).toBe(1);
 
     // A stopped execution fences even the current token.
     const stop = await t!.request({ method: 'POST', url: `/api/v1/executions/${x}/stop`, headers: { 'content-type': 'application/json' } });
@@ -229,7 +219,7 @@ describeEachBackend('engine: recovery of interrupted steps', (backend) => {
     const stopped = await snapshot();
     expect(await finish(x, tokenOf(live, x), 'live after stop')).toBe(false);
     expect(await snapshot()).toEqual(stopped);
-    expect(stopped.workspace.running_executions).toBe(0);
+    expect(stopped.running).toBe(0);
   });
 });
 
@@ -238,6 +228,7 @@ describeEachBackend('engine: recovery of interrupted steps', (backend) => {
 
 describeEachBackend('engine: kill -9 of a serve process', (backend: BackendName) => {
   const children = new Set<ChildProcess>();
+  const closers: Array<() => Promise<void>> = [];
   let database: TestDatabase | undefined;
   let inspect: Db | undefined;
 
@@ -255,6 +246,7 @@ describeEachBackend('engine: kill -9 of a serve process', (backend: BackendName)
       }
     }
     children.clear();
+    for (const close of closers.splice(0)) await close();
     await inspect?.close();
     inspect = undefined;
     await database?.drop();
@@ -282,6 +274,7 @@ describeEachBackend('engine: kill -9 of a serve process', (backend: BackendName)
         SKIPFLOW_LEASE_MS: '1500',
         SKIPFLOW_POLL_INTERVAL_MS: '100',
         SKIPFLOW_RATE_LIMIT: '0',
+        SKIPFLOW_ALLOW_PRIVATE_NETWORK: '1',
         LOG_LEVEL: 'silent',
         HOST: '127.0.0.1',
       },
@@ -328,10 +321,18 @@ describeEachBackend('engine: kill -9 of a serve process', (backend: BackendName)
       { type: 'delay', seconds: 1.5 },
       { type: 'transform', expression: 'steps[0].i * 2' },
     ]);
-    // ~1 s or more of work (off the main thread).
+    // A step with effects that takes a while: an http call that a loopback server
+    // answers after 2.5 s (it counts the requests: at-least-once, sent again).
+    let hits = 0;
+    const slow = createHttpServer((_req, res) => {
+      hits++;
+      setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('"slow done"'), 2500);
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    closers.push(() => new Promise((resolve) => slow.close(() => resolve())));
     const busy = await mk([
-      { type: 'transform', timeout_ms: 30_000, expression: '($f := function($n){ $n = 0 ? "slow done" : $f($n - 1) }; $f(500000))' },
-      { type: 'transform', expression: 'steps[0] & "!"' },
+      { type: 'http', url: `http://127.0.0.1:${(slow.address() as { port: number }).port}/slow`, timeout_ms: 30_000 },
+      { type: 'transform', expression: 'steps[0].body & "!"' },
     ]);
     const start = async (wf: string, input: unknown) => {
       const res = await first.call('POST', `/api/v1/workflows/${wf}/run-async`, { input });
@@ -353,7 +354,7 @@ describeEachBackend('engine: kill -9 of a serve process', (backend: BackendName)
     await eventually(
       async () => {
         const rows = await db.selectFrom('execution_steps').select(['phase']).where('execution_id', 'in', busies).where('idx', '=', 0).execute();
-        return rows.filter((r) => r.phase === 'attempt').length === 2;
+        return rows.filter((r) => r.phase === 'attempt').length === 2 && hits === 2;
       },
       10_000,
       5,
@@ -412,11 +413,13 @@ describeEachBackend('engine: kill -9 of a serve process', (backend: BackendName)
       expect(now.get(`${id}:2`)!.result).toBe(String(i * 2));
     }
     for (const id of busies) {
-      expect(now.get(`${id}:0`)).toMatchObject({ result: JSON.stringify('slow done'), interruptions: 1 });
+      expect(now.get(`${id}:0`)).toMatchObject({ interruptions: 1 });
+      expect(JSON.parse(now.get(`${id}:0`)!.result!).body).toBe('slow done');
       expect(now.get(`${id}:1`)!.result).toBe(JSON.stringify('slow done!'));
     }
-    const workspace = await db.selectFrom('workspaces').select(['running_executions', 'credits']).where('id', '=', ws.workspace_id).executeTakeFirstOrThrow();
-    expect(workspace.running_executions).toBe(0);
+    expect(hits).toBe(4); // each busy request sent twice: before the kill and after it
+    const workspace = await db.selectFrom('workspaces').select(['credits']).where('id', '=', ws.workspace_id).executeTakeFirstOrThrow();
+    expect(await runningExecutions(db, ws.workspace_id)).toBe(0);
     expect(workspace.credits).toBe(1000 - 22);
     // The API of the new process agrees.
     const view = await second.call('GET', `/api/v1/executions/${busies[0]}?include_step_results=true`);

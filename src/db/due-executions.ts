@@ -3,13 +3,16 @@ import type { Executor } from './schema.js';
 
 // Which due executions a claim takes — fairly. Every workspace that has running
 // executions gets an equal share of the batch (its oldest due ones), and what the
-// shares leave unused goes to the oldest due executions overall. So a workspace that
+// shares leave unused is filled with any other due executions. So a workspace that
 // started 100,000 executions cannot starve another workspace: the other's next
 // execution is taken by the very next claim. Call inside the claim's transaction.
 //
-// PostgreSQL does it in one statement (a LATERAL probe per active workspace, rows
-// locked with FOR UPDATE SKIP LOCKED so concurrent claimers take different rows);
-// SQLite has no LATERAL but runs in-process, so it probes each workspace in turn.
+// The workspaces with running executions are found by a loose index scan of the
+// partial index `executions_due_by_workspace` (one probe per workspace, however many
+// executions each has), so neither database counts anything on an idle poll.
+// PostgreSQL then takes every share in one statement (a LATERAL probe per workspace,
+// rows locked with FOR UPDATE SKIP LOCKED so concurrent claimers take different
+// rows); SQLite runs in-process, so it probes each workspace in turn.
 
 export interface DueQuery {
   limit: number;
@@ -20,6 +23,16 @@ function share(limit: number, workspaces: number): number {
   return Math.max(1, Math.ceil(limit / Math.max(1, workspaces)));
 }
 
+/** Workspaces with at least one running execution (the loose index scan). */
+const activeWorkspaces = sql<{ id: string }>`
+  with recursive active(id) as (
+    select min(workspace_id) from executions where status = 'running'
+    union all
+    select (select min(e.workspace_id) from executions e where e.status = 'running' and e.workspace_id > active.id)
+    from active where active.id is not null
+  )
+  select id from active where id is not null`;
+
 async function topUp(trx: Executor, q: DueQuery, chosen: string[], skipLocked: boolean): Promise<string[]> {
   const rest = q.limit - chosen.length;
   if (rest <= 0) return chosen;
@@ -29,7 +42,6 @@ async function topUp(trx: Executor, q: DueQuery, chosen: string[], skipLocked: b
     .where('status', '=', 'running')
     .where('available_at', '<=', q.now)
     .$if(chosen.length > 0, (b) => b.where('id', 'not in', chosen))
-    .orderBy('available_at')
     .limit(rest)
     .$if(skipLocked, (b) => b.forUpdate().skipLocked())
     .execute();
@@ -37,7 +49,7 @@ async function topUp(trx: Executor, q: DueQuery, chosen: string[], skipLocked: b
 }
 
 export async function sqliteDueIds(trx: Executor, q: DueQuery): Promise<string[]> {
-  const active = await trx.selectFrom('workspaces').select('id').where('running_executions', '>', 0).execute();
+  const active = (await activeWorkspaces.execute(trx)).rows;
   const each = share(q.limit, active.length);
   const chosen: string[] = [];
   for (const { id } of active) {
@@ -53,18 +65,16 @@ export async function sqliteDueIds(trx: Executor, q: DueQuery): Promise<string[]
       .execute();
     for (const row of rows) chosen.push(row.id);
   }
-  return topUp(trx, q, chosen, false);
+  // One workspace (the common case) already had the whole batch to itself.
+  return active.length <= 1 ? chosen : topUp(trx, q, chosen, false);
 }
 
 export async function postgresDueIds(trx: Executor, q: DueQuery): Promise<string[]> {
-  const { count } = await trx
-    .selectFrom('workspaces')
-    .select((eb) => eb.fn.countAll<number>().as('count'))
-    .where('running_executions', '>', 0)
-    .executeTakeFirstOrThrow();
-  const each = share(q.limit, Number(count));
+  const active = (await activeWorkspaces.execute(trx)).rows.map((r) => r.id);
+  if (active.length === 0) return [];
+  const each = share(q.limit, active.length);
   const { rows } = await sql<{ id: string }>`
-    select d.id from workspaces w
+    select d.id from unnest(${active}::text[]) as w(id)
     cross join lateral (
       select e.id from executions e
       where e.workspace_id = w.id and e.status = 'running' and e.available_at <= ${q.now}
@@ -72,7 +82,7 @@ export async function postgresDueIds(trx: Executor, q: DueQuery): Promise<string
       limit ${each}
       for update of e skip locked
     ) d
-    where w.running_executions > 0
     limit ${q.limit}`.execute(trx);
-  return topUp(trx, q, rows.map((r) => r.id), true);
+  const chosen = rows.map((r) => r.id);
+  return active.length <= 1 ? chosen : topUp(trx, q, chosen, true);
 }

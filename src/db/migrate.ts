@@ -3,6 +3,7 @@ import type { Db } from './open.js';
 import * as m0001 from './migrations/0001-initial.js';
 import * as m0002 from './migrations/0002-executions-workflow-status-index.js';
 import * as m0003 from './migrations/0003-executions-due-by-workspace.js';
+import * as m0004 from './migrations/0004-lean-hot-path.js';
 
 // A static list, not a directory scan: the build cannot lose a migration and the
 // order is the one written here.
@@ -10,6 +11,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': m0001,
   '0002-executions-workflow-status-index': m0002,
   '0003-executions-due-by-workspace': m0003,
+  '0004-lean-hot-path': m0004,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -3,14 +3,18 @@ import type { Generated, Insertable, Kysely, Selectable, Transaction } from 'kys
 // Row types of the schema built by db/migrations. Times are integer milliseconds since
 // the epoch; JSON values are stored as text so both backends share one code path.
 
+/** An execution's status; the transitions between them are in executions/status.ts. */
+export type ExecutionStatus = 'running' | 'success' | 'failed' | 'stopped';
+/** A step's status. */
+export type StepStatus = 'pending' | 'running' | 'completed' | 'failed' | 'skipped' | 'stopped';
+/** What a `running` step is doing. */
+export type StepPhase = 'attempt' | 'sleep' | 'backoff';
+
 export interface WorkspaceTable {
   id: string;
   name: string;
   credits: number;
   max_concurrent_executions: number | null;
-  /** Executions of this workspace in status `running`; kept in the same transaction as
-   * every transition into and out of `running`, so the concurrency cap is one UPDATE. */
-  running_executions: Generated<number>;
   created_at: number;
 }
 
@@ -56,7 +60,7 @@ export interface ExecutionTable {
   workflow_id: string;
   version_id: string;
   workflow_name: string;
-  status: string;
+  status: ExecutionStatus;
   /** JSON text of the run's input. */
   input: string;
   error: string | null;
@@ -74,12 +78,14 @@ export interface ExecutionTable {
   lease_token: Generated<number>;
 }
 
+/** A step's row is written when the step first changes (it starts, or ends at once):
+ * until then the step is `pending` and has no row (see executions/store.ts). */
 export interface ExecutionStepTable {
   execution_id: string;
   idx: number;
   name: string | null;
   type: string;
-  status: string;
+  status: StepStatus;
   /** JSON text of the result, null until completed. */
   result: string | null;
   error: string | null;
@@ -89,7 +95,7 @@ export interface ExecutionStepTable {
   interruptions: Generated<number>;
   /** What a `running` step is doing: `attempt` (in flight on a worker), `sleep` (a
    * delay until wake_at) or `backoff` (waiting until wake_at to retry); null otherwise. */
-  phase: string | null;
+  phase: StepPhase | null;
   /** Durable wake-up time of a delay or of a retry backoff. */
   wake_at: number | null;
   started_at: number | null;

@@ -10,46 +10,44 @@ import {
   SqliteIntrospector,
   SqliteQueryCompiler,
 } from 'kysely';
+import { type Runner, type Statement, type StatementCompiler, type Values, bind } from './statements.js';
 
-// Kysely's own better-sqlite3 driver prepares every statement anew and opens
-// transactions with a deferred BEGIN. Ours differs in two ways that matter here:
+// SkipFlow's own SQLite driver. Kysely's prepares every statement anew and opens
+// transactions with a deferred BEGIN. Ours differs in what matters here:
 // - prepared statements are cached by SQL text (preparing costs more than running a
 //   small statement, and the hot paths run the same dozen statements all day);
 // - transactions start with BEGIN IMMEDIATE, so a transaction that reads and then
-//   writes takes the write lock up front and waits (busy_timeout) for the CLI writing
-//   alongside, instead of failing with SQLITE_BUSY when it upgrades its lock.
+//   writes takes the write lock up front instead of failing when it upgrades its lock;
+// - a statement refused with SQLITE_BUSY (another connection holds the write lock: the
+//   engine thread, the API thread, the CLI) is retried without blocking the event
+//   loop. SQLite's own busy handler would sleep the whole thread — the API could not
+//   even read requests meanwhile — in steps of up to 100 ms; here the connection
+//   tries again on the next turns of the loop, so a wait lasts as long as the
+//   holder's transaction;
+// - the declared statements of the hot paths (db/statements.ts) run on the same
+//   connection directly, synchronously, inside one mutex with Kysely's queries.
 
 const STATEMENT_CACHE_SIZE = 500;
+/** How long a statement keeps retrying while another connection holds the lock. */
+const BUSY_TIMEOUT_MS = 5_000;
 
-class CachedSqliteConnection implements DatabaseConnection {
-  readonly #statements = new Map<string, BetterSqlite3.Statement>();
+const isBusy = (error: unknown) =>
+  typeof error === 'object' && error !== null && 'code' in error && (error.code === 'SQLITE_BUSY' || error.code === 'SQLITE_BUSY_SNAPSHOT');
 
-  constructor(readonly database: BetterSqlite3.Database) {}
+/** The first retries on the next turn of the loop; later ones every millisecond. */
+const pause = (attempt: number) => new Promise<void>((resolve) => (attempt < 3 ? setImmediate(resolve) : setTimeout(resolve, 1)));
 
-  #prepare(text: string): BetterSqlite3.Statement {
-    let statement = this.#statements.get(text);
-    if (statement === undefined) {
-      statement = this.database.prepare(text);
-      if (this.#statements.size >= STATEMENT_CACHE_SIZE) {
-        const oldest = this.#statements.keys().next().value;
-        if (oldest !== undefined) this.#statements.delete(oldest);
-      }
-      this.#statements.set(text, statement);
+/** Runs `fn`, retrying it while SQLite answers SQLITE_BUSY (up to BUSY_TIMEOUT_MS). */
+async function retryBusy<T>(fn: () => T): Promise<T> {
+  for (let attempt = 0, deadline = 0; ; attempt++) {
+    try {
+      return fn();
+    } catch (error) {
+      if (!isBusy(error)) throw error;
+      deadline ||= Date.now() + BUSY_TIMEOUT_MS;
+      if (Date.now() > deadline) throw error;
+      await pause(attempt);
     }
-    return statement;
-  }
-
-  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    const statement = this.#prepare(query.sql);
-    const parameters = query.parameters as unknown[];
-    if (statement.reader) return { rows: statement.all(parameters) as R[] };
-    const { changes } = statement.run(parameters);
-    return { numAffectedRows: BigInt(changes), rows: [] };
-  }
-
-  // eslint-disable-next-line require-yield
-  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
-    throw new Error('streaming is not used by SkipFlow');
   }
 }
 
@@ -66,20 +64,111 @@ class Mutex {
   }
 }
 
+/** The one connection of a process (or thread) to its SQLite file. */
+export class SqliteConnection {
+  readonly mutex = new Mutex();
+  readonly #statements = new Map<string, BetterSqlite3.Statement>();
+
+  constructor(readonly database: BetterSqlite3.Database) {}
+
+  prepare(text: string): BetterSqlite3.Statement {
+    let statement = this.#statements.get(text);
+    if (statement === undefined) {
+      statement = this.database.prepare(text);
+      if (this.#statements.size >= STATEMENT_CACHE_SIZE) {
+        const oldest = this.#statements.keys().next().value;
+        if (oldest !== undefined) this.#statements.delete(oldest);
+      }
+      this.#statements.set(text, statement);
+    }
+    return statement;
+  }
+
+  /** A runner for declared statements on this connection; the caller holds the mutex. */
+  runner(compiler: StatementCompiler): Runner {
+    const execute = (s: Statement<unknown>, values: Values | undefined) => {
+      const compiled = compiler.get(s);
+      const prepared = this.prepare(compiled.sql);
+      const parameters = bind(compiled, values);
+      return prepared.reader ? { rows: prepared.all(parameters) as unknown[], changes: 0 } : { rows: [], changes: prepared.run(parameters).changes };
+    };
+    return {
+      all: async <R>(s: Statement<R>, values?: Values) => (await retryBusy(() => execute(s, values))).rows as R[],
+      run: async (s: Statement, values?: Values) => {
+        const { rows, changes } = await retryBusy(() => execute(s, values));
+        return rows.length || changes;
+      },
+    };
+  }
+
+  /** One write transaction (BEGIN IMMEDIATE … COMMIT) of declared statements. */
+  async transact<T>(compiler: StatementCompiler, fn: (tx: Runner) => Promise<T>): Promise<T> {
+    const release = await this.mutex.lock();
+    try {
+      await retryBusy(() => this.prepare('begin immediate').run());
+      try {
+        const result = await fn(this.runner(compiler));
+        this.prepare('commit').run();
+        return result;
+      } catch (error) {
+        if (this.database.inTransaction) this.prepare('rollback').run();
+        throw error;
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /** Declared statements in autocommit mode (each one its own transaction). */
+  autocommit(compiler: StatementCompiler): Runner {
+    const inner = this.runner(compiler);
+    const locked = async <T>(fn: () => Promise<T>) => {
+      const release = await this.mutex.lock();
+      try {
+        return await fn();
+      } finally {
+        release();
+      }
+    };
+    return {
+      all: (s, values) => locked(() => inner.all(s, values)),
+      run: (s, values) => locked(() => inner.run(s, values)),
+    };
+  }
+}
+
+class KyselyConnection implements DatabaseConnection {
+  constructor(private readonly connection: SqliteConnection) {}
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    const statement = this.connection.prepare(query.sql);
+    const parameters = query.parameters as unknown[];
+    return retryBusy(() => {
+      if (statement.reader) return { rows: statement.all(parameters) as R[] };
+      const { changes } = statement.run(parameters);
+      return { numAffectedRows: BigInt(changes), rows: [] };
+    });
+  }
+
+  // eslint-disable-next-line require-yield
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('streaming is not used by SkipFlow');
+  }
+}
+
 class CachedSqliteDriver implements Driver {
-  readonly #mutex = new Mutex();
-  readonly #connection: CachedSqliteConnection;
+  readonly #kysely: KyselyConnection;
   #release: (() => void) | null = null;
 
-  constructor(database: BetterSqlite3.Database) {
-    this.#connection = new CachedSqliteConnection(database);
+  constructor(private readonly connection: SqliteConnection) {
+    this.#kysely = new KyselyConnection(connection);
   }
 
   async init(): Promise<void> {}
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    this.#release = await this.#mutex.lock();
-    return this.#connection;
+    this.#release = await this.connection.mutex.lock();
+    return this.#kysely;
   }
 
   async beginTransaction(connection: DatabaseConnection): Promise<void> {
@@ -92,7 +181,7 @@ class CachedSqliteDriver implements Driver {
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     // A failed COMMIT (or SQLITE_BUSY on BEGIN) may already have ended the transaction.
-    if (this.#connection.database.inTransaction) {
+    if (this.connection.database.inTransaction) {
       await connection.executeQuery(CompiledQuery.raw('rollback'));
     }
   }
@@ -104,15 +193,15 @@ class CachedSqliteDriver implements Driver {
   }
 
   async destroy(): Promise<void> {
-    this.#connection.database.close();
+    this.connection.database.close();
   }
 }
 
 export class CachedSqliteDialect implements Dialect {
-  constructor(private readonly database: BetterSqlite3.Database) {}
+  constructor(private readonly connection: SqliteConnection) {}
 
   createDriver(): Driver {
-    return new CachedSqliteDriver(this.database);
+    return new CachedSqliteDriver(this.connection);
   }
   createQueryCompiler() {
     return new SqliteQueryCompiler();

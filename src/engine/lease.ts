@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/open.js';
 import type { ExecutionRow, ExecutionStepRow } from '../db/schema.js';
+import { param, statement } from '../db/statements.js';
 
 // Claiming and keeping executions. A claim takes a batch of due executions — a fair
 // share per workspace, see db/due-executions.ts — bumps each one's fencing token and
@@ -37,67 +38,73 @@ export async function claimBatch(handle: Db, args: { owner: string; limit: numbe
       .execute();
   });
   if (claimed.length === 0) return [];
-  const steps = await db
-    .selectFrom('execution_steps')
-    .selectAll()
-    .where('execution_id', 'in', claimed.map((c) => c.id))
-    .orderBy('execution_id')
-    .orderBy('idx')
-    .execute();
+  // Step rows are written as steps start, so an execution claimed for the first time
+  // (token 1: nobody held it before) has none to read.
+  const resumed = claimed.filter((c) => c.lease_token > 1 || c.current_step > 0).map((c) => c.id);
   const byExecution = new Map<string, ExecutionStepRow[]>();
-  for (const step of steps) {
-    let list = byExecution.get(step.execution_id);
-    if (!list) byExecution.set(step.execution_id, (list = []));
-    list.push(step);
+  if (resumed.length > 0) {
+    const steps = await db.selectFrom('execution_steps').selectAll().where('execution_id', 'in', resumed).orderBy('execution_id').orderBy('idx').execute();
+    for (const step of steps) {
+      let list = byExecution.get(step.execution_id);
+      if (!list) byExecution.set(step.execution_id, (list = []));
+      list.push(step);
+    }
   }
   return claimed.map((c) => ({ ...c, steps: byExecution.get(c.id) ?? [] }));
 }
 
 /** Milliseconds (by the database's clock) until the earliest execution that sleeps
- * unleased — a delay, a retry backoff, a released lease — comes due; null if none. */
+ * unleased — a delay, a retry backoff, a released lease — comes due; null if none.
+ * One probe of the partial index per workspace with running executions. */
 export async function nextWakeDelay(handle: Db): Promise<number | null> {
   const now = handle.nowMs();
-  const row = await handle.db
-    .selectFrom('executions')
-    .select(sql<number | null>`min(available_at) - ${now}`.as('delay'))
-    .where('status', '=', 'running')
-    .where('available_at', '>', now)
-    .where('lease_owner', 'is', null)
-    .executeTakeFirst();
-  const delay = row?.delay;
+  const { rows } = await sql<{ delay: number | null }>`
+    with recursive active(id) as (
+      select min(workspace_id) from executions where status = 'running'
+      union all
+      select (select min(e.workspace_id) from executions e where e.status = 'running' and e.workspace_id > active.id)
+      from active where active.id is not null
+    )
+    select min((select min(e.available_at) from executions e
+                where e.workspace_id = active.id and e.status = 'running' and e.available_at > ${now} and e.lease_owner is null)) - ${now} as delay
+    from active where active.id is not null`.execute(handle.db);
+  const delay = rows[0]?.delay;
   return delay === null || delay === undefined ? null : Number(delay);
 }
 
-/** Extends the leases this worker still holds; returns the ids it still holds (an id
- * missing from the answer was stopped, finished or taken over: abort it). */
-export async function renewLeases(handle: Db, args: { owner: string; ids: readonly string[]; leaseMs: number }): Promise<Set<string>> {
-  const held = new Set<string>();
-  for (let i = 0; i < args.ids.length; i += 500) {
-    const rows = await handle.db
-      .updateTable('executions')
-      .set({ available_at: sql`${handle.nowMs()} + ${args.leaseMs}` })
-      .where('id', 'in', args.ids.slice(i, i + 500))
-      .where('lease_owner', '=', args.owner)
-      .where('status', '=', 'running')
-      .returning('id')
-      .execute();
-    for (const row of rows) held.add(row.id);
-  }
-  return held;
-}
+const idsParam = (ids: readonly string[]) => JSON.stringify(ids);
 
-/** Of the given executions, those that are no longer `running` (stopped by any
- * process, e.g. through another process's API). */
-export async function notRunning(handle: Db, ids: readonly string[]): Promise<string[]> {
+/** Extends this worker's leases, in id order (the order every writer of execution
+ * rows locks them in). Returns the ids it renewed. */
+const renew = statement<{ id: string }>('lease:renew', (_db, dialect) =>
+  dialect === 'postgres'
+    ? sql`update executions set available_at = (extract(epoch from clock_timestamp()) * 1000)::bigint + ${param<number>('leaseMs')}::bigint
+        where id in (select id from executions where id in (select value from json_array_elements_text(${param('ids')}::json))
+                     and lease_owner = ${param('owner')} and status = 'running' order by id for update)
+        returning id`
+    : sql`update executions set available_at = cast(round(unixepoch('subsec') * 1000) as integer) + ${param<number>('leaseMs')}
+        where id in (select value from json_each(${param('ids')})) and lease_owner = ${param('owner')} and status = 'running'
+        returning id`,
+);
+
+/** Of the given executions, those this worker no longer holds: stopped (by any
+ * process), finished, or taken over. A read: it locks nothing. */
+const lost = statement<{ id: string }>('lease:lost', (_db, dialect) =>
+  dialect === 'postgres'
+    ? sql`select id from executions where id in (select value from json_array_elements_text(${param('ids')}::json))
+        and (status <> 'running' or lease_owner is distinct from ${param('owner')})`
+    : sql`select id from executions where id in (select value from json_each(${param('ids')}))
+        and (status <> 'running' or lease_owner is not ${param('owner')})`,
+);
+
+/** The worker's tick: renews the leases it holds (when `renewMs` is given) and says
+ * which of its executions it lost, so the worker aborts them. */
+export async function tick(handle: Db, args: { owner: string; ids: readonly string[]; renewMs: number | null }): Promise<string[]> {
   const out: string[] = [];
-  for (let i = 0; i < ids.length; i += 500) {
-    const rows = await handle.db
-      .selectFrom('executions')
-      .select('id')
-      .where('id', 'in', ids.slice(i, i + 500))
-      .where('status', '<>', 'running')
-      .execute();
-    for (const row of rows) out.push(row.id);
+  for (let i = 0; i < args.ids.length; i += 500) {
+    const ids = idsParam(args.ids.slice(i, i + 500));
+    if (args.renewMs !== null) await handle.runner.run(renew, { ids, owner: args.owner, leaseMs: args.renewMs });
+    for (const row of await handle.runner.all(lost, { ids, owner: args.owner })) out.push(row.id);
   }
   return out;
 }

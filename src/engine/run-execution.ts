@@ -1,22 +1,29 @@
 import type { Logger } from 'pino';
-import type { ExecutionStepRow } from '../db/schema.js';
 import { backoffDelay, retryPolicy } from '../lib/backoff.js';
 import type { Clock } from '../lib/time.js';
-import type { Checkpoint, Checkpointer, StepWrite } from './checkpoint.js';
+import type { Checkpoint, Checkpointer, ExecutionMove, StepRow } from './checkpoint.js';
 import type { ClaimedExecution } from './lease.js';
 import { Abandoned, evaluateCondition, runAttempt, timeoutOf } from './run-step.js';
 import { StepFailure } from './step-errors.js';
 import { type StepDefinition, stepType } from './steps/index.js';
-import type { ExpressionContext, StepServices } from './steps/step-type.js';
+import type { ExpressionContext, StepOutcome, StepServices } from './steps/step-type.js';
 
 // Runs one claimed execution from its current step until it ends, sleeps or is
-// stopped. Steps run strictly in order. Each checkpoint carries the end of one step
-// and the start of the next, and is committed before that next step runs, so:
-// - a completed step's result is durable before anything after it happens, and it
-//   is never run again (its row says `completed`);
-// - a step whose row says `running` in phase `attempt` when the execution is claimed
-//   was interrupted by a dying worker: it runs again (at-least-once), without using
-//   its retry budget, and fails with `worker_lost` after MAX_INTERRUPTIONS.
+// given up. Steps run strictly in order, and the run is explicit about its writes:
+// each step's decisions produce whole step rows, which wait in `pending` until the
+// next checkpoint carries them, and a checkpoint is committed before anything that
+// depends on it happens:
+// - a step that has effects outside the execution (http, email, a delay) is marked
+//   `running` by a checkpoint before its attempt — together with the end of the step
+//   before it — so a worker that dies mid-attempt leaves a trace: the step runs again
+//   (at-least-once), without using its retry budget, and fails with `worker_lost`
+//   after MAX_INTERRUPTIONS;
+// - a pure step (a transform) is not marked first; its end is committed before the
+//   next step starts;
+// - a completed step's result is durable before anything after it happens, and it is
+//   never run again (its row says `completed`).
+// A checkpoint that is fenced out (lease lost, execution stopped) ends the run as
+// `abandoned`: nothing more is written.
 
 export const MAX_INTERRUPTIONS = 5;
 
@@ -29,174 +36,220 @@ export interface RunnerDeps {
   onSleep(until: number): void;
 }
 
-interface Run {
-  readonly claimed: ClaimedExecution;
-  readonly defs: readonly StepDefinition[];
+/** How a run ended, for the worker: its slot is free in every case. */
+export type RunEnd = 'finished' | 'asleep' | 'abandoned';
+
+class Run {
+  /** Step rows decided but not yet committed; the next checkpoint carries them. */
+  pending: StepRow[] = [];
+  readonly rows: Array<StepRow | undefined>;
+  readonly results: unknown[];
   readonly context: ExpressionContext;
-  /** Writes not yet committed; flushed by the next checkpoint. */
-  writes: StepWrite[];
-}
 
-function failureWrite(idx: number, failure: StepFailure, now: number): StepWrite {
-  return { idx, set: { status: 'failed', phase: null, wake_at: null, error: failure.message, error_code: failure.code, completed_at: now } };
-}
-
-async function commit(deps: RunnerDeps, run: Run, execution: Checkpoint['execution'], terminal = false): Promise<void> {
-  const checkpoint: Checkpoint = {
-    executionId: run.claimed.id,
-    workspaceId: run.claimed.workspace_id,
-    leaseToken: run.claimed.lease_token,
-    steps: run.writes,
-    execution,
-    terminal,
-  };
-  run.writes = [];
-  if (!(await deps.checkpoints.submit(checkpoint))) throw new Abandoned('fenced');
-}
-
-/** Decides how step `i` starts (or is skipped); returns false when it was skipped. */
-async function beginStep(deps: RunnerDeps, run: Run, i: number, row: ExecutionStepRow): Promise<{ attempt: number; wakeAt: number | null } | null> {
-  const def = run.defs[i]!;
-  const now = deps.clock.now();
-  if (row.status === 'pending') {
-    const type = stepType(def.type)!;
-    if (!(await evaluateCondition(def, run.context, timeoutOf(type, def)))) {
-      run.writes.push({ idx: i, set: { status: 'skipped', completed_at: now } });
-      return null;
+  constructor(
+    readonly deps: RunnerDeps,
+    readonly claimed: ClaimedExecution,
+    readonly defs: readonly StepDefinition[],
+  ) {
+    this.rows = defs.map(() => undefined);
+    this.results = defs.map(() => null);
+    for (const row of claimed.steps) {
+      this.rows[row.idx] = row;
+      if (row.status === 'completed' && row.result !== null) this.results[row.idx] = JSON.parse(row.result);
     }
-    run.writes.push({ idx: i, set: { status: 'running', phase: 'attempt', attempts: 1, started_at: now } });
-    return { attempt: 1, wakeAt: null };
+    this.context = {
+      input: JSON.parse(claimed.input) as unknown,
+      steps: [],
+      execution: { execution_id: claimed.id, workflow_id: claimed.workflow_id, workflow_name: claimed.workflow_name },
+      workflow: { workflow_id: claimed.workflow_id, name: claimed.workflow_name },
+    };
+  }
+
+  now(): number {
+    return this.deps.clock.now();
+  }
+
+  /** The row of step i as it is now (a step without a row is pending). */
+  row(i: number): StepRow {
+    const def = this.defs[i]!;
+    return (
+      this.rows[i] ?? {
+        idx: i, name: def.name ?? null, type: def.type, status: 'pending', result: null, error: null, error_code: null,
+        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null,
+      }
+    );
+  }
+
+  /** Records a decided change of step i; committed by the next checkpoint. */
+  write(i: number, change: Partial<StepRow>): StepRow {
+    const next = { ...this.row(i), ...change };
+    this.rows[i] = next;
+    this.pending = this.pending.filter((r) => r.idx !== i);
+    this.pending.push(next);
+    return next;
+  }
+
+  /** Commits the pending rows with the execution's move; false when fenced out. */
+  async commit(move: ExecutionMove): Promise<boolean> {
+    const checkpoint: Checkpoint = { executionId: this.claimed.id, leaseToken: this.claimed.lease_token, steps: this.pending, move };
+    this.pending = [];
+    return (await this.deps.checkpoints.submit(checkpoint)) === 'applied';
+  }
+}
+
+function label(def: StepDefinition, i: number): string {
+  return def.name ? `"${def.name}"` : `${i}`;
+}
+
+/** What happens before step i's attempt: skip it, fail it, or run attempt N. */
+type Start = { skip: true } | { failure: StepFailure } | { attempt: number; wakeAt: number | null; marked: boolean };
+
+async function startStep(run: Run, i: number): Promise<Start> {
+  const def = run.defs[i]!;
+  const type = stepType(def.type)!;
+  const row = run.row(i);
+  const now = run.now();
+  // Rows of an older layout (`pending` placeholders), or past the execution's
+  // position, are fresh.
+  if (row.status === 'pending' || i !== run.claimed.current_step) {
+    try {
+      if (!(await evaluateCondition(def, run.context, timeoutOf(type, def)))) {
+        run.write(i, { status: 'skipped', completed_at: now });
+        return { skip: true };
+      }
+    } catch (error) {
+      if (error instanceof StepFailure) return { failure: error };
+      throw error;
+    }
+    if (type.pure) {
+      run.rows[i] = { ...row, status: 'running', phase: 'attempt', attempts: 1, started_at: now };
+      return { attempt: 1, wakeAt: null, marked: false };
+    }
+    run.write(i, { status: 'running', phase: 'attempt', attempts: 1, started_at: now });
+    return { attempt: 1, wakeAt: null, marked: true };
   }
   switch (row.phase) {
     case 'sleep':
-      run.writes.push({ idx: i, set: { phase: 'attempt' } });
-      return { attempt: row.attempts, wakeAt: row.wake_at };
+      // Waking: the step's next write is its end. A worker that dies before then
+      // leaves it asleep with a past wake time, and the next claim wakes it again.
+      return { attempt: row.attempts, wakeAt: row.wake_at, marked: false };
     case 'backoff':
-      run.writes.push({ idx: i, set: { phase: 'attempt', wake_at: null, attempts: row.attempts + 1 } });
-      return { attempt: row.attempts + 1, wakeAt: null };
-    default: {
-      // Phase `attempt` on a fresh claim: the previous holder died mid-attempt.
+      run.write(i, { phase: 'attempt', wake_at: null, attempts: row.attempts + 1 });
+      return { attempt: row.attempts + 1, wakeAt: null, marked: true };
+    case 'attempt':
+    case null: {
+      // In an attempt on a fresh claim: the previous holder died mid-attempt.
       const interruptions = row.interruptions + 1;
       if (interruptions >= MAX_INTERRUPTIONS) {
-        throw new StepFailure('worker_lost', `The worker running this step was lost ${interruptions} times; the step is not tried again.`);
+        return { failure: new StepFailure('worker_lost', `The worker running this step was lost ${interruptions} times; the step is not tried again.`) };
       }
-      run.writes.push({ idx: i, set: { interruptions } });
       // A delay that had already woken keeps its stored wake-up time (wake_at is only
       // set while sleeping or just after waking), so it neither sleeps again nor fires early.
-      return { attempt: row.attempts, wakeAt: row.wake_at };
+      run.write(i, { interruptions });
+      return { attempt: row.attempts, wakeAt: row.wake_at, marked: true };
+    }
+    default: {
+      const never: never = row.phase;
+      throw new Error(`unknown step phase ${String(never)}`);
     }
   }
 }
 
-export async function runExecution(deps: RunnerDeps, claimed: ClaimedExecution, defs: readonly StepDefinition[], signal: AbortSignal): Promise<void> {
-  const steps: unknown[] = claimed.steps.map((s) => (s.status === 'completed' && s.result !== null ? JSON.parse(s.result) : null));
-  const run: Run = {
-    claimed,
-    defs,
-    context: {
-      input: JSON.parse(claimed.input) as unknown,
-      steps,
-      execution: { execution_id: claimed.id, workflow_id: claimed.workflow_id, workflow_name: claimed.workflow_name },
-      workflow: { workflow_id: claimed.workflow_id, name: claimed.workflow_name },
-    },
-    writes: [],
-  };
+/** Runs step i's attempt; returns its outcome or its failure. */
+async function attemptStep(run: Run, i: number, start: { attempt: number; wakeAt: number | null }, signal: AbortSignal): Promise<StepOutcome | StepFailure> {
+  const def = run.defs[i]!;
   try {
-    for (let i = claimed.current_step; i < defs.length; i++) {
-      if (signal.aborted) return;
-      run.context.steps = steps.slice(0, i);
-      const outcome = await runOneStep(deps, run, i, signal);
-      if (outcome === 'released') return;
-      steps[i] = outcome === 'failed' ? null : outcome.result;
-    }
-    const now = deps.clock.now();
-    await commit(deps, run, { current_step: defs.length, status: 'success', completed_at: now, available_at: null, lease_owner: null }, true);
+    return await runAttempt({
+      type: stepType(def.type)!,
+      def,
+      context: run.context,
+      stepKey: `${run.claimed.id}:${i}`,
+      attempt: start.attempt,
+      wakeAt: start.wakeAt,
+      signal,
+      now: () => run.now(),
+      services: run.deps.services,
+    });
   } catch (error) {
-    if (error instanceof Abandoned) return;
+    // Only the step's own failure is data; Abandoned and anything else propagate.
+    if (error instanceof StepFailure) return error;
     throw error;
   }
 }
 
-type StepEnd = { result: unknown } | 'failed' | 'released';
+export async function runExecution(deps: RunnerDeps, claimed: ClaimedExecution, defs: readonly StepDefinition[], signal: AbortSignal): Promise<RunEnd> {
+  const run = new Run(deps, claimed, defs);
+  try {
+    for (let i = claimed.current_step; i < defs.length; i++) {
+      if (signal.aborted) return 'abandoned';
+      run.context.steps = run.results.slice(0, i);
+      const end = await runStep(run, i, signal);
+      if (end !== 'next') return end;
+    }
+    const ok = await run.commit({ kind: 'finish', status: 'success', currentStep: defs.length, completedAt: run.now(), error: null });
+    return ok ? 'finished' : 'abandoned';
+  } catch (error) {
+    if (error instanceof Abandoned) return 'abandoned';
+    throw error;
+  }
+}
 
-async function runOneStep(deps: RunnerDeps, run: Run, i: number, signal: AbortSignal): Promise<StepEnd> {
+/** One step, start to end: 'next' when the run goes on to the following step. */
+async function runStep(run: Run, i: number, signal: AbortSignal): Promise<RunEnd | 'next'> {
   const def = run.defs[i]!;
-  const row = run.claimed.steps[i]!;
-  const type = stepType(def.type)!;
-  const freshRow = row.status === 'pending' || i !== run.claimed.current_step;
-  let started: { attempt: number; wakeAt: number | null } | null;
-  try {
-    started = await beginStep(deps, run, i, freshRow ? { ...row, status: 'pending' } : row);
-  } catch (error) {
-    if (!(error instanceof StepFailure)) throw error;
-    return endWithFailure(deps, run, i, error);
-  }
-  if (started === null) return { result: null };
-  await commit(deps, run, { current_step: i });
+  const start = await startStep(run, i);
+  if ('skip' in start) return 'next';
+  if ('failure' in start) return fail(run, i, start.failure);
+  // Whatever is pending (the end of the step before, this step's mark) is durable
+  // before the attempt begins.
+  if (run.pending.length > 0 && !(await run.commit({ kind: 'progress', currentStep: i }))) return 'abandoned';
 
-  try {
-    const outcome = await runAttempt({
-      type,
-      def,
-      context: run.context,
-      stepKey: `${run.claimed.id}:${i}`,
-      attempt: started.attempt,
-      wakeAt: started.wakeAt,
-      signal,
-      now: () => deps.clock.now(),
-      services: deps.services,
-    });
-    const now = deps.clock.now();
-    if (outcome.kind === 'sleep') {
-      run.writes.push({ idx: i, set: { phase: 'sleep', wake_at: outcome.until } });
-      await commit(deps, run, { available_at: outcome.until, lease_owner: null });
-      deps.onSleep(outcome.until);
-      return 'released';
-    }
-    run.writes.push({
-      idx: i,
-      set: { status: 'completed', phase: null, result: JSON.stringify(outcome.result), error: null, error_code: null, completed_at: now },
-    });
-    return { result: outcome.result };
-  } catch (error) {
-    // Only the step's own failure is data. Anything else — a checkpoint that could not
-    // be committed (database down, connection cut) — is not the step's fault: the
-    // worker gives the execution up and it is taken again after its lease expires.
-    if (!(error instanceof StepFailure)) throw error;
-    const failure = error;
+  const outcome = await attemptStep(run, i, start, signal);
+  const now = run.now();
+  if (outcome instanceof StepFailure) {
     const policy = retryPolicy(def.retry);
-    if (failure.retryable && started.attempt < policy.maxAttempts && !signal.aborted) {
-      const wakeAt = deps.clock.now() + backoffDelay(policy, started.attempt, failure.retryAfterMs);
+    if (outcome.retryable && start.attempt < policy.maxAttempts && !signal.aborted) {
+      const wakeAt = now + backoffDelay(policy, start.attempt, outcome.retryAfterMs);
       // A retry backoff is a durable timer like a delay: no worker slot is held.
-      run.writes.push({ idx: i, set: { phase: 'backoff', wake_at: wakeAt, error: failure.message, error_code: failure.code } });
-      await commit(deps, run, { available_at: wakeAt, lease_owner: null });
-      deps.onSleep(wakeAt);
-      return 'released';
+      run.write(i, { status: 'running', phase: 'backoff', wake_at: wakeAt, error: outcome.message, error_code: outcome.code });
+      return sleepUntil(run, i, wakeAt);
     }
-    if (failure.code === 'internal_error') deps.logger.error({ err: failure, executionId: run.claimed.id, step: i }, 'step failed unexpectedly');
-    return endWithFailure(deps, run, i, failure);
+    if (outcome.code === 'internal_error') run.deps.logger.error({ err: outcome, executionId: run.claimed.id, step: i }, 'step failed unexpectedly');
+    return fail(run, i, outcome);
   }
+  if (outcome.kind === 'sleep') {
+    run.write(i, { status: 'running', phase: 'sleep', wake_at: outcome.until, attempts: start.attempt, started_at: run.row(i).started_at ?? now });
+    return sleepUntil(run, i, outcome.until);
+  }
+  run.write(i, {
+    status: 'completed', phase: null, result: JSON.stringify(outcome.result), error: null, error_code: null,
+    attempts: start.attempt, started_at: run.row(i).started_at ?? now, completed_at: now,
+  });
+  run.results[i] = outcome.result;
+  return 'next';
 }
 
-async function endWithFailure(deps: RunnerDeps, run: Run, i: number, failure: StepFailure): Promise<StepEnd> {
-  const now = deps.clock.now();
-  run.writes.push(failureWrite(i, failure, now));
-  if (run.defs[i]!.continue_on_error) return 'failed';
-  const label = run.defs[i]!.name ? `"${run.defs[i]!.name}"` : `${i}`;
-  await commit(
-    deps,
-    run,
-    {
-      current_step: i,
-      status: 'failed',
-      error: `Step ${label} (${run.defs[i]!.type}) failed: ${failure.message}`,
-      error_code: failure.code,
-      error_step_index: i,
-      completed_at: now,
-      available_at: null,
-      lease_owner: null,
-    },
-    true,
-  );
-  return 'released';
+async function sleepUntil(run: Run, i: number, until: number): Promise<RunEnd> {
+  if (!(await run.commit({ kind: 'sleep', currentStep: i, until }))) return 'abandoned';
+  run.deps.onSleep(until);
+  return 'asleep';
 }
+
+async function fail(run: Run, i: number, failure: StepFailure): Promise<RunEnd | 'next'> {
+  const def = run.defs[i]!;
+  const now = run.now();
+  run.write(i, { status: 'failed', phase: null, wake_at: null, error: failure.message, error_code: failure.code, completed_at: now });
+  if (def.continue_on_error) {
+    run.results[i] = null;
+    return 'next';
+  }
+  const ok = await run.commit({
+    kind: 'finish',
+    status: 'failed',
+    currentStep: i,
+    completedAt: now,
+    error: { message: `Step ${label(def, i)} (${def.type}) failed: ${failure.message}`, code: failure.code, stepIndex: i },
+  });
+  return ok ? 'finished' : 'abandoned';
+}
+

@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import type { Config } from '../config.js';
 import type { Db } from '../db/open.js';
 import type { Clock } from '../lib/time.js';
 import { versionSteps } from '../workflows/version-cache.js';
 import { Checkpointer } from './checkpoint.js';
-import { type ClaimedExecution, claimBatch, nextWakeDelay, notRunning, releaseLeases, renewLeases } from './lease.js';
+import { type ClaimedExecution, claimBatch, nextWakeDelay, releaseLeases, tick } from './lease.js';
 import { runExecution } from './run-execution.js';
-import type { Signals } from './signals.js';
+import type { Signals } from '../db/signals.js';
 import type { StepServices } from './steps/step-type.js';
 
 // A worker runs at most `concurrency` executions at once. It claims due executions
@@ -35,10 +36,11 @@ export interface WorkerOptions {
 }
 
 const MAX_BATCH = 100;
-/** How often a busy worker checks whether any of its executions was stopped by
- * another process (a stop made here is signalled at once): SPEC §1 wants the step in
- * flight aborted within 1 second on whichever process runs it. */
-const STOP_CHECK_MS = 400;
+/** The worker's tick: how often a busy worker checks whether any of its executions
+ * was stopped by another process or taken over (a stop made in this process is
+ * signalled at once), so a step in flight is aborted within a second wherever it
+ * runs. Every few ticks (a third of the lease) the same tick renews the leases. */
+const TICK_MS = 400;
 /** How soon a failed claim is tried again. */
 const RETRY_CLAIM_MS = 250;
 /** Longest single wake timer (setTimeout overflows past ~24.8 days); it re-arms. */
@@ -56,13 +58,23 @@ export class Worker {
   /** Settles when the fill in progress (if any) has launched what it claimed. */
   #fillIdle: Promise<void> = Promise.resolve();
   #pollTimer: NodeJS.Timeout | undefined;
-  #heartbeatTimer: NodeJS.Timeout | undefined;
-  #stopCheckTimer: NodeJS.Timeout | undefined;
-  #checkingStops = false;
+  #tickTimer: NodeJS.Timeout | undefined;
+  #ticking = false;
+  #renewedAt = 0;
   #wakeTimer: NodeJS.Timeout | undefined;
   #wakeAt = Infinity;
   /** Ask the database when the next sleeper is due, after the next claim round. */
   #lookAhead = true;
+
+  static fromConfig(config: Config, deps: Pick<WorkerOptions, 'db' | 'clock' | 'logger' | 'signals'>): Worker {
+    return new Worker({
+      ...deps,
+      concurrency: config.workerConcurrency,
+      leaseMs: config.leaseMs,
+      pollIntervalMs: config.pollIntervalMs,
+      services: { allowPrivateNetwork: config.allowPrivateNetwork, smtpUrl: config.smtpUrl },
+    });
+  }
 
   constructor(private readonly options: WorkerOptions) {
     this.#checkpoints = new Checkpointer(options.db, options.logger);
@@ -87,8 +99,8 @@ export class Worker {
     );
     this.#unsubscribe.push(signals.onStopRequested((id) => this.#running.get(id)?.controller.abort()));
     this.#pollTimer = setInterval(() => this.#requestFill(), pollIntervalMs);
-    this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), Math.max(100, Math.floor(leaseMs / 3)));
-    this.#stopCheckTimer = setInterval(() => void this.#checkStops(), STOP_CHECK_MS);
+    this.#tickTimer = setInterval(() => void this.#tick(), Math.min(TICK_MS, Math.max(100, Math.floor(leaseMs / 3))));
+    this.#renewedAt = this.options.clock.now();
     this.#requestFill();
   }
 
@@ -108,8 +120,7 @@ export class Worker {
     clearTimeout(timer);
     for (const { controller } of this.#running.values()) controller.abort();
     await all();
-    clearInterval(this.#heartbeatTimer);
-    clearInterval(this.#stopCheckTimer);
+    clearInterval(this.#tickTimer);
     await releaseLeases(this.options.db, this.id).catch((err: unknown) => this.options.logger.warn({ err }, 'could not release leases'));
     this.#state = 'stopped';
   }
@@ -164,7 +175,9 @@ export class Worker {
     const { clock, logger, db } = this.options;
     const deps = { clock, logger, checkpoints: this.#checkpoints, services: this.options.services, onSleep: (until: number) => this.#wakeFor(until) };
     const done = versionSteps(db.db, claimed.version_id)
-      .then((defs) => runExecution(deps, claimed, defs, controller.signal))
+      .then(async (defs) => {
+        await runExecution(deps, claimed, defs, controller.signal);
+      })
       .catch((err: unknown) => {
         // The lease will expire and another claim will pick the execution up again.
         logger.error({ err, executionId: claimed.id }, 'execution run failed; it will be retried after its lease expires');
@@ -190,27 +203,22 @@ export class Worker {
     this.#wakeTimer.unref();
   }
 
-  async #checkStops(): Promise<void> {
-    if (this.#checkingStops || this.#running.size === 0) return;
-    this.#checkingStops = true;
+  /** Renews the leases (every third of the lease) and aborts the executions this
+   * worker lost: stopped, finished or taken over elsewhere (their writes would be
+   * fenced anyway). One statement pair, in id order like every other writer. */
+  async #tick(): Promise<void> {
+    if (this.#ticking || this.#running.size === 0) return;
+    this.#ticking = true;
+    const { db, leaseMs, clock, logger } = this.options;
     try {
-      for (const id of await notRunning(this.options.db, [...this.#running.keys()])) this.#running.get(id)?.controller.abort();
+      const renew = clock.now() - this.#renewedAt >= leaseMs / 3;
+      if (renew) this.#renewedAt = clock.now();
+      const lost = await tick(db, { owner: this.id, ids: [...this.#running.keys()], renewMs: renew ? leaseMs : null });
+      for (const id of lost) this.#running.get(id)?.controller.abort();
     } catch (err) {
-      this.options.logger.warn({ err }, 'checking for stopped executions failed');
+      logger.warn({ err }, 'worker tick failed (lease renewal, stop check)');
     } finally {
-      this.#checkingStops = false;
-    }
-  }
-
-  async #heartbeat(): Promise<void> {
-    const ids = [...this.#running.keys()];
-    if (ids.length === 0) return;
-    try {
-      const held = await renewLeases(this.options.db, { owner: this.id, ids, leaseMs: this.options.leaseMs });
-      // Stopped, finished or taken over elsewhere: abort our copy (its writes would be fenced anyway).
-      for (const id of ids) if (!held.has(id)) this.#running.get(id)?.controller.abort();
-    } catch (err) {
-      this.options.logger.warn({ err }, 'lease heartbeat failed');
+      this.#ticking = false;
     }
   }
 }

@@ -2,7 +2,7 @@ import type { FastifyReply } from 'fastify';
 import type { AppDeps } from '../deps.js';
 import { notFound } from '../errors.js';
 import { isId } from '../lib/ids.js';
-import { findExecution, findSteps, toExecutionView, toStepView } from './store.js';
+import { findExecution, stepsOf, toExecutionView, toStepView } from './store.js';
 
 // GET /executions/:id/events (SPEC §4): a Server-Sent Events stream of the execution's
 // step and status changes until it ends. Each change is found by re-reading the rows
@@ -47,7 +47,7 @@ export async function streamExecutionEvents(
   try {
     let row = first;
     while (open) {
-      for (const step of (await findSteps(deps.db.db, args.id)).map(toStepView)) {
+      for (const step of (await stepsOf(deps.db.db, row)).map(toStepView)) {
         const text = JSON.stringify(step satisfies StepView);
         if (seen.get(step.index) !== text) {
           seen.set(step.index, text);

@@ -1,7 +1,7 @@
 import type { AppDeps } from '../deps.js';
 import { notFound } from '../errors.js';
 import { isId } from '../lib/ids.js';
-import { findExecution, findSteps, toExecutionView } from './store.js';
+import { findExecution, stepsOf, toExecutionView } from './store.js';
 import { TerminalCache } from './terminal-cache.js';
 
 /** How often a long poll (`?wait=S`) re-reads a running execution. Reading the row is
@@ -30,7 +30,7 @@ export async function readExecutionJson(
       await sleep(WAIT_POLL_MS);
       continue;
     }
-    const steps = args.withSteps ? await findSteps(deps.db.db, args.id) : undefined;
+    const steps = args.withSteps ? await stepsOf(deps.db.db, row) : undefined;
     const body = JSON.stringify(toExecutionView(row, steps));
     if (row.status !== 'running') cache.set(key, body);
     return body;

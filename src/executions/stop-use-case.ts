@@ -9,7 +9,7 @@ import {
   retryOnKeyConflict,
   saveResponse,
 } from '../idempotency/idempotency.js';
-import { stopRunningExecutions } from './stop-execution.js';
+import { stopRunningExecutions } from './transitions.js';
 
 type Deps = Pick<AppDeps, 'db' | 'clock' | 'signals'>;
 
@@ -39,7 +39,7 @@ export async function stopExecution(
         if (replay) return replay;
       }
       if (execution.status !== 'running') throw notRunning(execution.status);
-      const stopped = await stopRunningExecutions(trx, { workspaceId, ids: [execution.id], now });
+      const stopped = await stopRunningExecutions(deps.db, trx, { workspaceId, ids: [execution.id], now });
       // Lost a race (the worker finished it, or another stop won): report the state
       // that won — a new statement sees what the winner committed.
       if (stopped.length === 0) {

@@ -1,6 +1,7 @@
 import type { ExecutionRow, ExecutionStepRow, Executor } from '../db/schema.js';
 import { type PageParams, paginate } from '../http/pagination.js';
 import { formatTimestamp } from '../lib/time.js';
+import { versionSteps } from '../workflows/version-cache.js';
 import type { ExecutionStatus } from './status.js';
 
 const LIST_COLUMNS = ['id', 'workflow_id', 'workflow_name', 'status', 'created_at', 'completed_at'] as const;
@@ -61,6 +62,20 @@ export async function findExecution(db: Executor, workspaceId: string, id: strin
 
 export async function findSteps(db: Executor, executionId: string): Promise<ExecutionStepRow[]> {
   return db.selectFrom('execution_steps').selectAll().where('execution_id', '=', executionId).orderBy('idx').execute();
+}
+
+/** Every step of the execution's snapshot, in order: its row where the step has
+ * one, else `pending` (a step's row is written when it first changes). */
+export async function stepsOf(db: Executor, execution: Pick<ExecutionRow, 'id' | 'version_id'>): Promise<ExecutionStepRow[]> {
+  const [defs, rows] = await Promise.all([versionSteps(db, execution.version_id), findSteps(db, execution.id)]);
+  const byIndex = new Map(rows.map((r) => [r.idx, r]));
+  return defs.map(
+    (def, idx) =>
+      byIndex.get(idx) ?? {
+        execution_id: execution.id, idx, name: def.name ?? null, type: def.type, status: 'pending', result: null, error: null, error_code: null,
+        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null,
+      },
+  );
 }
 
 export interface ListFilter extends PageParams {

@@ -32,6 +32,12 @@ export interface StoredResponse {
   replayed: boolean;
 }
 
+export const reusedKey = () =>
+  new ApiError(
+    'idempotency_key_reused',
+    'This Idempotency-Key was already used for a different request (method, path or body). Use a new key for a new request.',
+  );
+
 /** Reads the Idempotency-Key header; null when absent, 400 when malformed. */
 export function idempotentRequest(
   workspaceId: string,
@@ -63,12 +69,7 @@ export async function findReplay(db: Executor, request: IdempotentRequest, now: 
     .where('key', '=', request.key)
     .executeTakeFirst();
   if (!row || row.expires_at <= now) return null;
-  if (row.fingerprint !== request.fingerprint) {
-    throw new ApiError(
-      'idempotency_key_reused',
-      'This Idempotency-Key was already used for a different request (method, path or body). Use a new key for a new request.',
-    );
-  }
+  if (row.fingerprint !== request.fingerprint) throw reusedKey();
   return { status: row.status_code, bodyText: row.body, replayed: true };
 }
 

@@ -90,5 +90,5 @@ export class DbRateLimiter implements RateLimiter {
 
 export function createRateLimiter(db: Db, limit: number, clock: Clock): RateLimiter | null {
   if (limit === 0) return null;
-  return db.kind === 'sqlite' ? new MemoryRateLimiter(limit, clock) : new DbRateLimiter(db, limit, clock);
+  return db.sharedAcrossProcesses ? new DbRateLimiter(db, limit, clock) : new MemoryRateLimiter(limit, clock);
 }

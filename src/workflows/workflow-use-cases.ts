@@ -1,7 +1,7 @@
 import type { AuthContext } from '../api-keys/key-verifier.js';
 import type { AppDeps } from '../deps.js';
 import { notFound } from '../errors.js';
-import { stopRunningExecutions } from '../executions/stop-execution.js';
+import { stopRunningExecutions } from '../executions/transitions.js';
 import type { Workflow, WorkflowInput } from './schemas.js';
 import { deleteWorkflowRow, findWorkflow, insertWorkflow, replaceWorkflow, toWorkflowView } from './store.js';
 
@@ -34,7 +34,7 @@ export async function deleteWorkflow(deps: Deps, args: { auth: AuthContext; id: 
   const { name, stopped } = await deps.db.db.transaction().execute(async (trx) => {
     const row = await findWorkflow(trx, workspaceId, args.id);
     if (!row) throw notFound('Workflow');
-    const stoppedIds = await stopRunningExecutions(trx, { workspaceId, workflowId: args.id, now: deps.clock.now() });
+    const stoppedIds = await stopRunningExecutions(deps.db, trx, { workspaceId, workflowId: args.id, now: deps.clock.now() });
     await deleteWorkflowRow(trx, workspaceId, args.id);
     return { name: row.name, stopped: stoppedIds };
   });

@@ -30,7 +30,6 @@ export async function insertWorkspace(
     name: input.name,
     credits: input.credits,
     max_concurrent_executions: null,
-    running_executions: 0,
     created_at: input.now,
   };
   await db.insertInto('workspaces').values(row).execute();

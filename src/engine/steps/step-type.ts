@@ -75,6 +75,10 @@ export interface StepType<S extends TObject = TObject> {
   readonly defaultTimeoutMs: number;
   /** Fields that are JSONata source themselves, so they are compiled, not templated. */
   readonly expressionFields: readonly string[];
+  /** No effect outside the execution (a transform): its row is not marked `running`
+   * before an attempt — one write fewer per step — because an attempt that a dying
+   * worker interrupts is simply run again, harmlessly. */
+  readonly pure?: boolean;
   /** Checks a schema cannot express; returns [fieldPath, message] or null. */
   check?(step: Record<string, unknown>): [string, string] | null;
   /** How an attempt that outlives its budget fails; default: a retryable `timeout`. */

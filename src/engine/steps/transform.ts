@@ -12,6 +12,7 @@ export const transformStep: StepType<typeof schema> = {
   schema,
   defaultTimeoutMs: 1000,
   expressionFields: ['expression'],
+  pure: true,
   // Running past the budget is the expression's own bound (not retried), whichever of
   // the evaluator and the framework's timer notices first.
   timeoutFailure: (timeoutMs) => new StepFailure('expression_error', timeoutMessage(timeoutMs)),

@@ -9,6 +9,10 @@ export interface Signals {
   onWorkAvailable(listener: () => void): () => void;
   stopRequested(executionId: string): void;
   onStopRequested(listener: (executionId: string) => void): () => void;
+  /** Delivers signals that arrived from another thread of this process to this
+   * side's listeners only (they are not sent on again). */
+  receiveWork(): void;
+  receiveStop(executionId: string): void;
   close(): Promise<void>;
 }
 
@@ -35,6 +39,14 @@ export class LocalSignals implements Signals {
   onStopRequested(listener: (executionId: string) => void): () => void {
     this.emitter.on('stop', listener);
     return () => this.emitter.off('stop', listener);
+  }
+
+  receiveWork(): void {
+    this.emitter.emit('work');
+  }
+
+  receiveStop(executionId: string): void {
+    this.emitter.emit('stop', executionId);
   }
 
   async close(): Promise<void> {

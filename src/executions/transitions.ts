@@ -1,0 +1,130 @@
+import { sql } from 'kysely';
+import type { Db } from '../db/open.js';
+import type { ExecutionStepTable, Executor } from '../db/schema.js';
+import { param, statement } from '../db/statements.js';
+import { type TerminalStatus, assertTransition } from './status.js';
+
+// The one module that changes an execution's status. Every change leaves `running`
+// (the only non-final status) for a final one, is checked against the transition
+// table (status.ts) and is guarded in SQL by `status = 'running'`, so it happens at
+// most once whoever races it. Engine writes are also fenced by the lease token: a
+// worker that lost its lease writes nothing.
+//
+// Lock order: every writer of execution rows on PostgreSQL — checkpoints, the lease
+// tick, stops — locks them in id order, so no two of them can deadlock.
+//
+// There is no running counter to keep: the concurrency cap counts a workspace's
+// running executions when (and only where) a cap is set.
+
+export const STOPPED_STEP_MESSAGE = 'The execution was stopped while this step was running.';
+
+// ---- the engine's fenced writes (one statement per kind for a whole batch) ----
+
+/** Locks the batch's execution rows in id order (PostgreSQL; SQLite has one writer). */
+export const lockExecutions = statement('transition:lock', () =>
+  sql`select id from executions where id = any(${param('ids')}::text[]) order by id for update`,
+);
+
+/** A step boundary: the execution moves on to `current_step`, keeping its lease. */
+export const progress = statement<{ id: string }>('transition:progress', (_db, dialect) =>
+  dialect === 'postgres'
+    ? sql`update executions e set current_step = r.current_step
+        from json_to_recordset(${param('rows')}::json) as r(id text, token int, current_step int)
+        where e.id = r.id and e.lease_token = r.token and e.status = 'running' returning e.id`
+    : sql`update executions set current_step = r.value ->> 'current_step'
+        from json_each(${param('rows')}) as r
+        where executions.id = r.value ->> 'id' and executions.lease_token = r.value ->> 'token' and executions.status = 'running'
+        returning executions.id`,
+);
+
+/** A durable timer (delay, retry backoff): the lease is handed back and the execution
+ * is due again at `available_at`. */
+export const sleep = statement<{ id: string }>('transition:sleep', (_db, dialect) =>
+  dialect === 'postgres'
+    ? sql`update executions e set current_step = r.current_step, available_at = r.available_at, lease_owner = null
+        from json_to_recordset(${param('rows')}::json) as r(id text, token int, current_step int, available_at bigint)
+        where e.id = r.id and e.lease_token = r.token and e.status = 'running' returning e.id`
+    : sql`update executions set current_step = r.value ->> 'current_step', available_at = r.value ->> 'available_at', lease_owner = null
+        from json_each(${param('rows')}) as r
+        where executions.id = r.value ->> 'id' and executions.lease_token = r.value ->> 'token' and executions.status = 'running'
+        returning executions.id`,
+);
+
+/** `running` → `success` | `failed`, by the worker that holds the lease. */
+export const finish = statement<{ id: string }>('transition:finish', (_db, dialect) =>
+  dialect === 'postgres'
+    ? sql`update executions e set status = r.status, current_step = r.current_step, error = r.error, error_code = r.error_code,
+          error_step_index = r.error_step_index, completed_at = r.completed_at, available_at = null, lease_owner = null
+        from json_to_recordset(${param('rows')}::json) as r(id text, token int, status text, current_step int, error text, error_code text, error_step_index int, completed_at bigint)
+        where e.id = r.id and e.lease_token = r.token and e.status = 'running' returning e.id`
+    : sql`update executions set status = r.value ->> 'status', current_step = r.value ->> 'current_step', error = r.value ->> 'error',
+          error_code = r.value ->> 'error_code', error_step_index = r.value ->> 'error_step_index', completed_at = r.value ->> 'completed_at',
+          available_at = null, lease_owner = null
+        from json_each(${param('rows')}) as r
+        where executions.id = r.value ->> 'id' and executions.lease_token = r.value ->> 'token' and executions.status = 'running'
+        returning executions.id`,
+);
+
+const STEP_COLUMNS = ['execution_id', 'idx', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'interruptions', 'phase', 'wake_at', 'started_at', 'completed_at'] as const satisfies ReadonlyArray<keyof ExecutionStepTable>;
+const PG_STEP_TYPES = 'execution_id text, idx int, name text, type text, status text, result text, error text, error_code text, attempts int, interruptions int, phase text, wake_at bigint, started_at bigint, completed_at bigint';
+const UPDATE_STEP = STEP_COLUMNS.slice(2).map((c) => `${c} = excluded.${c}`).join(', ');
+
+/** Writes whole step rows (a step's row appears when it first changes). */
+export const upsertSteps = statement('transition:steps', (_db, dialect) =>
+  dialect === 'postgres'
+    ? sql`insert into execution_steps (${sql.raw(STEP_COLUMNS.join(', '))})
+        select ${sql.raw(STEP_COLUMNS.map((c) => `r.${c}`).join(', '))} from json_to_recordset(${param('rows')}::json) as r(${sql.raw(PG_STEP_TYPES)})
+        on conflict (execution_id, idx) do update set ${sql.raw(UPDATE_STEP)}`
+    : sql`insert into execution_steps (${sql.raw(STEP_COLUMNS.join(', '))})
+        select ${sql.raw(STEP_COLUMNS.map((c) => `value ->> '${c}'`).join(', '))} from json_each(${param('rows')}) where true
+        on conflict (execution_id, idx) do update set ${sql.raw(UPDATE_STEP)}`,
+);
+
+/** The terminal status a finished run reports; checked against the table. */
+export function finishedAs(status: Exclude<TerminalStatus, 'stopped'>): TerminalStatus {
+  assertTransition('running', status);
+  return status;
+}
+
+// ---- stop: by the API, by a workflow's deletion ----
+
+/** Stops the given running executions (by ids, or all of a workflow's); returns the
+ * ids that this call stopped, in one transaction with their steps in flight becoming
+ * `stopped`. Call inside a transaction. */
+export async function stopRunningExecutions(
+  handle: Db,
+  db: Executor,
+  args: { workspaceId: string; now: number } & ({ ids: readonly string[] } | { workflowId: string }),
+): Promise<string[]> {
+  assertTransition('running', 'stopped');
+  if ('ids' in args && args.ids.length === 0) return [];
+  const targets = db
+    .selectFrom('executions')
+    .select('id')
+    .where('workspace_id', '=', args.workspaceId)
+    .where('status', '=', 'running')
+    .$if('ids' in args, (q) => q.where('id', 'in', (args as { ids: readonly string[] }).ids))
+    .$if('workflowId' in args, (q) => q.where('workflow_id', '=', (args as { workflowId: string }).workflowId))
+    .orderBy('id');
+  // Locked in id order where several processes write (FOR UPDATE is not SQLite's, and
+  // SQLite has one writer at a time).
+  const locked = (await (handle.sharedAcrossProcesses ? targets.forUpdate() : targets).execute()).map((r) => r.id);
+  if (locked.length === 0) return [];
+  const stopped = (
+    await db
+      .updateTable('executions')
+      .set({ status: 'stopped', completed_at: args.now, available_at: null, lease_owner: null })
+      .where('id', 'in', locked)
+      .where('status', '=', 'running')
+      .returning('id')
+      .execute()
+  ).map((r) => r.id);
+  if (stopped.length === 0) return stopped;
+  await db
+    .updateTable('execution_steps')
+    .set({ status: 'stopped', phase: null, error: STOPPED_STEP_MESSAGE, error_code: 'stopped', completed_at: args.now })
+    .where('execution_id', 'in', stopped)
+    .where('status', '=', 'running')
+    .execute();
+  return stopped;
+}
