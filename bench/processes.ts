@@ -22,6 +22,8 @@ export interface Proc {
   output(): string;
   stop(): Promise<void>;
   rssMb(): number;
+  /** Resident memory split: anonymous (heap, stacks) and file-backed (mapped files). */
+  rssSplitMb(): { anon: number; file: number };
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -52,6 +54,11 @@ export function spawnNode(args: string[], env: Record<string, string>, port: num
     rssMb: () => {
       const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
       return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+    },
+    rssSplitMb: () => {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+      return { anon: kb('RssAnon') / 1024, file: (kb('RssFile') + kb('RssShmem')) / 1024 };
     },
   };
   const ready = typeof readyUrl === 'string' ? async () => (await fetch(readyUrl)).ok : async () => readyUrl.test(out);

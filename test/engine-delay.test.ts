@@ -5,19 +5,14 @@ import { formatTimestamp } from '../src/lib/time.js';
 import { type Server, startServer } from '../src/server.js';
 import { type Json, createWorkflow, run, get, finished } from './helpers/api.js';
 import { describeEachBackend } from './helpers/backends.js';
+import { runningExecutions, stepRowsOf } from './helpers/rows.js';
 import { type TestServer, eventually, silentLogger, startTestServer } from './helpers/server.js';
 
 // SPEC §1: a `delay` is a durable timer. While it sleeps the step is `running`, no
 // worker slot is held, it never fires early, and it survives a restart.
 
 function stepRows(t: TestServer, ids: string | string[]) {
-  return t.server.deps.db.db
-    .selectFrom('execution_steps')
-    .selectAll()
-    .where('execution_id', 'in', Array.isArray(ids) ? ids : [ids])
-    .orderBy('execution_id')
-    .orderBy('idx')
-    .execute();
+  return stepRowsOf(t.server.deps.db.db, Array.isArray(ids) ? ids : [ids]);
 }
 
 function executionRow(t: TestServer, id: string) {
@@ -129,8 +124,7 @@ describeEachBackend('engine: delay', (backend) => {
     for (const row of rows.filter((r) => r.idx === 2)) {
       expect(row.started_at!).toBeGreaterThanOrEqual(wakeAt.get(row.execution_id)!);
     }
-    const ws = await t.server.deps.db.db.selectFrom('workspaces').select('running_executions').where('id', '=', t.workspaceId).executeTakeFirstOrThrow();
-    expect(ws.running_executions).toBe(0);
+    expect(await runningExecutions(t.server.deps.db.db, t.workspaceId)).toBe(0);
   });
 
   it('`seconds` form: waits at least that long; result is {waited_until}', async () => {
@@ -244,8 +238,7 @@ describeEachBackend('engine: delay across a restart', (backend) => {
     const again = await rowsVia(second, id);
     expect(again.steps).toEqual(after.steps);
     expect(again.execution.completed_at).toBe(after.execution.completed_at);
-    const ws = await second.deps.db.db.selectFrom('workspaces').select('running_executions').executeTakeFirstOrThrow();
-    expect(ws.running_executions).toBe(0);
+    expect(await runningExecutions(second.deps.db.db)).toBe(0);
   });
 
   it('a server started before the delay is due keeps the stored wake-up time (never early)', async () => {

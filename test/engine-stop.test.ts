@@ -4,6 +4,7 @@ import type { StepDefinition } from '../src/engine/steps/index.js';
 import type { ExpressionContext, StepType } from '../src/engine/steps/step-type.js';
 import { type Server, startServer } from '../src/server.js';
 import { describeEachBackend } from './helpers/backends.js';
+import { runningExecutions, stepRows } from './helpers/rows.js';
 import { type TestServer, eventually, silentLogger, startTestServer } from './helpers/server.js';
 
 // SPEC §1 Stop: the execution is `stopped` at once; the step in flight is aborted and
@@ -112,12 +113,10 @@ describeEachBackend('engine: stop', (backend) => {
     return res.json() as Json;
   }
   const stop = (id: string) => t.request({ method: 'POST', url: `/api/v1/executions/${id}/stop`, headers: { 'content-type': 'application/json' } });
-  const rows = (id: string) =>
-    t.server.deps.db.db.selectFrom('execution_steps').selectAll().where('execution_id', '=', id).orderBy('idx').execute();
+  const rows = (id: string) => stepRows(t.server.deps.db.db, id);
   const execRow = (id: string) => t.server.deps.db.db.selectFrom('executions').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
   const runningCount = async () =>
-    (await t.server.deps.db.db.selectFrom('workspaces').select('running_executions').where('id', '=', t.workspaceId).executeTakeFirstOrThrow())
-      .running_executions;
+    runningExecutions(t.server.deps.db.db, t.workspaceId);
 
   function expectStoppedShape(e: Json, stoppedIdx: number) {
     expect(e.status).toBe('stopped');
@@ -181,10 +180,9 @@ describeEachBackend('engine: stop', (backend) => {
       { type: 'transform', expression: '"never"' },
     ]);
     const id = await run(wf);
-    await eventually(async () => {
-      const r = await rows(id);
-      return r[1]!.status === 'running' && r[1]!.phase === 'attempt';
-    });
+    // A transform is not marked before it runs: it is in flight once the execution
+    // has moved on to it and the worker holds it.
+    await eventually(async () => (await execRow(id)).current_step === 1 && t.server.worker!.activeExecutions === 1);
     await new Promise((r) => setTimeout(r, 150)); // well inside the evaluation
     expect(t.server.worker!.activeExecutions).toBe(1);
     const t0 = Date.now();
@@ -286,8 +284,8 @@ describeEachBackend('engine: stop reaches the worker of another process', (backe
     const id = res.json().execution_id as string;
     const db = api.server.deps.db.db;
     await eventually(async () => {
-      const row = await db.selectFrom('execution_steps').select('phase').where('execution_id', '=', id).executeTakeFirstOrThrow();
-      return row.phase === 'attempt' && worker!.worker!.activeExecutions === 1;
+      const row = await db.selectFrom('executions').select('lease_owner').where('id', '=', id).executeTakeFirstOrThrow();
+      return row.lease_owner !== null && worker!.worker!.activeExecutions === 1;
     });
     await new Promise((r) => setTimeout(r, 100));
     const t0 = Date.now();

@@ -1,7 +1,7 @@
 import type { AppDeps } from '../deps.js';
 import { notFound } from '../errors.js';
 import { isId } from '../lib/ids.js';
-import { findExecution, stepsOf, toExecutionView } from './store.js';
+import { readExecution, stepsOf, toExecutionView } from './store.js';
 import { TerminalCache } from './terminal-cache.js';
 
 /** How often a long poll (`?wait=S`) re-reads a running execution. Reading the row is
@@ -24,7 +24,7 @@ export async function readExecutionJson(
   for (;;) {
     const cached = cache.get(key);
     if (cached !== undefined) return cached;
-    const row = await findExecution(deps.db.db, args.workspaceId, args.id);
+    const row = await readExecution(deps.db.runner, args.workspaceId, args.id);
     if (!row) throw notFound('Execution');
     if (row.status === 'running' && Date.now() + WAIT_POLL_MS <= deadline) {
       await sleep(WAIT_POLL_MS);

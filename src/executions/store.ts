@@ -2,6 +2,7 @@ import type { ExecutionRow, ExecutionStepRow, Executor } from '../db/schema.js';
 import { type PageParams, paginate } from '../http/pagination.js';
 import { formatTimestamp } from '../lib/time.js';
 import { versionSteps } from '../workflows/version-cache.js';
+import { type Runner, param, statement } from '../db/statements.js';
 import type { ExecutionStatus } from './status.js';
 
 const LIST_COLUMNS = ['id', 'workflow_id', 'workflow_name', 'status', 'created_at', 'completed_at'] as const;
@@ -49,6 +50,15 @@ export function toExecutionView(row: ExecutionRow, steps?: ExecutionStepRow[]) {
     error_step_index: row.error_step_index,
     ...(steps ? { steps: steps.map(toStepView) } : {}),
   };
+}
+
+/** The hot read of polling clients (GET /executions/:id), as a declared statement. */
+const executionById = statement<ExecutionRow>('executions:get', (db) =>
+  db.selectFrom('executions').selectAll().where('workspace_id', '=', param('workspaceId')).where('id', '=', param('id')),
+);
+
+export async function readExecution(runner: Runner, workspaceId: string, id: string): Promise<ExecutionRow | undefined> {
+  return (await runner.all(executionById, { workspaceId, id }))[0];
 }
 
 export async function findExecution(db: Executor, workspaceId: string, id: string): Promise<ExecutionRow | undefined> {

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from '../db/open.js';
 import type { ExecutionStepTable, Executor } from '../db/schema.js';
 import { param, statement } from '../db/statements.js';
+import { versionSteps } from '../workflows/version-cache.js';
 import { type TerminalStatus, assertTransition } from './status.js';
 
 // The one module that changes an execution's status. Every change leaves `running`
@@ -110,21 +111,28 @@ export async function stopRunningExecutions(
   // SQLite has one writer at a time).
   const locked = (await (handle.sharedAcrossProcesses ? targets.forUpdate() : targets).execute()).map((r) => r.id);
   if (locked.length === 0) return [];
-  const stopped = (
-    await db
-      .updateTable('executions')
-      .set({ status: 'stopped', completed_at: args.now, available_at: null, lease_owner: null })
-      .where('id', 'in', locked)
-      .where('status', '=', 'running')
-      .returning('id')
-      .execute()
-  ).map((r) => r.id);
-  if (stopped.length === 0) return stopped;
-  await db
-    .updateTable('execution_steps')
-    .set({ status: 'stopped', phase: null, error: STOPPED_STEP_MESSAGE, error_code: 'stopped', completed_at: args.now })
-    .where('execution_id', 'in', stopped)
+  const stopped = await db
+    .updateTable('executions')
+    .set({ status: 'stopped', completed_at: args.now, available_at: null, lease_owner: null })
+    .where('id', 'in', locked)
     .where('status', '=', 'running')
+    .returning(['id', 'version_id', 'current_step', 'lease_token'])
     .execute();
-  return stopped;
+  if (stopped.length === 0) return [];
+  const ids = stopped.map((r) => r.id);
+  const stoppedStep = { status: 'stopped', phase: null, error: STOPPED_STEP_MESSAGE, error_code: 'stopped', completed_at: args.now } as const;
+  await db.updateTable('execution_steps').set(stoppedStep).where('execution_id', 'in', ids).where('status', 'in', ['running', 'pending']).where('idx', '<=', sql<number>`(select current_step from executions where executions.id = execution_steps.execution_id)`).execute();
+  // A pure step (a transform) in flight has no row yet: an execution that a worker has
+  // taken (token > 0) is in its current step, which becomes `stopped` too.
+  for (const row of stopped) {
+    if (row.lease_token === 0) continue;
+    const def = (await versionSteps(db, row.version_id))[row.current_step];
+    if (!def) continue;
+    await db
+      .insertInto('execution_steps')
+      .values({ execution_id: row.id, idx: row.current_step, name: def.name ?? null, type: def.type, attempts: 0, interruptions: 0, ...stoppedStep })
+      .onConflict((oc) => oc.columns(['execution_id', 'idx']).doNothing())
+      .execute();
+  }
+  return ids;
 }
