@@ -245,14 +245,8 @@ describePg('faults on PostgreSQL with real processes [postgres]', () => {
   // Found by this test: (fixed in cde61fc) a terminated connection held by an open
   // transaction crashed the whole `serve` process — pg-pool removes its 'error' listener
   // from checked-out clients (src/db/open.ts now adds one on 'connect').
-  // KNOWN BUG (src/, reported, not fixed here) — this test asserts the correct behaviour
-  // and fails until it is fixed: src/engine/run-execution.ts (runOneStep): the
-  // checkpoint that puts a delay to sleep (`await commit(…)` for outcome.kind ===
-  // 'sleep') is inside the try whose catch treats every non-Abandoned error as a
-  // StepFailure, so a database error there fails the execution ("Step 1 (delay) failed:
-  // terminating connection due to administrator command", error_code '57P01' or null).
-  // Fix: commit outside that try, or rethrow errors that are not StepFailure so the lease
-  // expires and the execution is retaken.
+  // Also found by this test (fixed): a database error in the checkpoint that puts a
+  // delay to sleep used to fail the execution instead of leaving it to be retaken.
   it('connections terminated under load: every 202 ends success, failures are 5xx, debits equal executions', async () => {
     database = await createTestDatabase('postgres');
     const server = await startApi('all', { SKIPFLOW_WORKER_CONCURRENCY: '20' });

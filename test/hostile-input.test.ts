@@ -461,13 +461,8 @@ describeEachBackend('hostile input', (backend) => {
   });
 
   describe('cases the properties found (pinned, so the default seed always checks them)', () => {
-    // KNOWN BUG (src/idempotency/fingerprint.ts, fingerprint(): `canonicalize(body)`):
-    // a JSON number too large for a double (`1e999`, valid JSON grammar) parses to
-    // Infinity, which RFC 8785 canonicalisation refuses ("Infinity is not allowed"): with
-    // an Idempotency-Key, run-async and stop answer 500 internal_error. Without a key
-    // run-async accepts it and stores the input as null. Fix: reject non-finite numbers
-    // in parseJsonBody (src/http/body-parser.ts) with 400 invalid_request (a JSON.parse
-    // reviver), or map the canonicalisation error to 400.
+    // `1e999` is valid JSON grammar but parses to Infinity, which RFC 8785
+    // canonicalisation (the idempotency fingerprint) refuses.
     it('a number too large for a double (1e999) in a body with an Idempotency-Key is never a 500', async () => {
       const stoppable = (await send('POST', `/api/v1/workflows/${sleeper}/run-async`, { body: '{}', contentType: 'application/json' })).json().execution_id as string;
       const cases: Array<[string, string]> = [
@@ -485,12 +480,8 @@ describeEachBackend('hostile input', (backend) => {
       expect(outcomes.filter((o) => / → 5\d\d /.test(o)), outcomes.join('\n')).toEqual([]);
     });
 
-    // KNOWN BUG (PostgreSQL only; src/workflows/ validation and store): a workflow name
-    // or description containing U+0000 is accepted by validation but PostgreSQL `text`
-    // cannot hold NUL ("invalid byte sequence for encoding UTF8: 0x00"), so POST/PUT
-    // /workflows answer 500 internal_error (SQLite stores it). Fix: refuse U+0000 in
-    // name/description with 400 (e.g. a TypeBox pattern '^[^\u0000]*$'), the same on
-    // both backends. (Step fields are stored as JSON text, where NUL is escaped.)
+    // PostgreSQL `text` cannot hold U+0000 (SQLite can); step fields are stored as JSON
+    // text, where NUL is escaped.
     it('a NUL character in a workflow name or description is stored and read back, or refused with 400 — never a 500', async () => {
       const outcomes: string[] = [];
       for (const body of [
@@ -520,14 +511,8 @@ describeEachBackend('hostile input', (backend) => {
   });
 
   describe('hostile data inside a run', () => {
-    // KNOWN BUG (PostgreSQL only; src/engine/checkpoint.ts / run-execution.ts): a step
-    // failure whose message holds U+0000 (here from `$error()`) cannot be written to
-    // PostgreSQL `text` columns, so the failing checkpoint is refused every time; the
-    // worker abandons the run, the lease lapses, the step runs again (an http step would
-    // be sent again), and after 5 rounds the execution ends `failed` with a misleading
-    // `worker_lost` (5 × the lease: 75 s with the default 15 s). SQLite is unaffected.
-    // Fix: replace U+0000 in every text written by the engine (error messages, names)
-    // before it reaches the database, or reject it where it enters.
+    // On PostgreSQL a NUL in a step's error message once made every failing checkpoint
+    // fail, so the step ran again until it ended in a misleading `worker_lost`.
     it('a step error message with a NUL character fails the execution at once with expression_error', async () => {
       // A raw U+0000 in a request body is refused at the door (400); this one is made
       // at run time by the JSONata escape, so it reaches the engine's error path.

@@ -284,13 +284,8 @@ describeEachBackend('races over the wire', (backend) => {
     expect(rows.every((r) => r.status === 'success')).toBe(true);
     // Refusals charged nothing: the debits are exactly the accepted runs.
     expect(await workspaceRow(ws.workspaceId)).toEqual({ credits: 10_000 - accepted, running_executions: 0 });
-    // KNOWN BUG (src/executions/start-execution.ts, reserve(): the SELECT that re-reads
-    // the workspace after a refused UPDATE), PostgreSQL only: when the guarded UPDATE is refused because the cap is full, the reason is
-    // re-read by a separate SELECT; under READ COMMITTED an execution that ended in
-    // between has freed a slot, the cap test fails, and the refusal is reported as
-    // 402 insufficient_credits although the workspace has thousands of credits (a
-    // client does not retry a 402). Fix: report 402 only when the re-read shows
-    // credits < 1; otherwise it was the cap (429) — or retry the UPDATE once.
+    // A refusal must be reported from the state it was refused in: a slot freed between
+    // the refused UPDATE and a re-read once turned a 429 into a 402 (clients don't retry 402).
     console.info(`[races] cap ${CAP} (${backend}): ${accepted} of ${10 * RACERS} accepted over 10 rounds; ${samples} samples, max running ${maxRunning}`);
     const misreported = refusals.filter((a) => a.status !== 429 || a.json.error_code !== 'concurrent_execution_limit');
     expect(misreported.map((a) => `${a.status} ${a.json.error_code}`), 'every refusal is 429 concurrent_execution_limit').toEqual([]);
@@ -302,7 +297,7 @@ describeEachBackend('races over the wire', (backend) => {
 
   it('a run-async refused while slots are being freed is 429, never 402 (4 s of churn, cap 1, 30 at a time)', async () => {
     // Same property as above, hunted for longer: the refusal is reported from the state
-    // it was refused in. See the KNOWN BUG note above (PostgreSQL: 402 with credits left).
+    // it was refused in (see above).
     const ws = await t.createWorkspace('cap-churn-long', 100_000);
     expect(await setMaxConcurrent(db(), ws.workspaceId, 1)).toBe(true);
     const wf = await workflow(ws.apiKey, [{ type: 'transform', expression: 'input' }]);
