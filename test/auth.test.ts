@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SCOPES, type Scope } from '../src/api-keys/scopes.js';
 import { SECRET_PATTERN, generateSecret } from '../src/api-keys/secret.js';
 import { createApiKey } from '../src/api-keys/store.js';
-import { type Db, openDb } from '../src/db/open.js';
+import type { Db } from '../src/db/open.js';
 import { describeEachBackend } from './helpers/backends.js';
-import { type TestServer, startTestServer } from './helpers/server.js';
+import { type TestServer, openTestDb, startTestServer } from './helpers/server.js';
 
 // SPEC §1 (API key) and §2 (auth, scopes, error order): who gets in, who does not,
 // and how fast a revocation made elsewhere takes effect.
@@ -62,7 +62,7 @@ describeEachBackend('authentication and scopes', (backend) => {
 
   beforeAll(async () => {
     t = await startTestServer(backend);
-    direct = openDb(t.database.url, { poolSize: 2 });
+    direct = openTestDb(t.database.url, { poolSize: 2 });
     const wf = await t.request({
       method: 'POST',
       url: '/api/v1/workflows',

@@ -2,10 +2,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { delayStep } from '../src/engine/steps/delay.js';
 import type { StepContext } from '../src/engine/steps/step-type.js';
 import { formatTimestamp } from '../src/lib/time.js';
-import { type Server, startServer } from '../src/server.js';
+import type { Server } from '../src/server.js';
 import { type Json, createWorkflow, run, get, finished } from './helpers/api.js';
 import { describeEachBackend } from './helpers/backends.js';
-import { type TestServer, eventually, silentLogger, startTestServer } from './helpers/server.js';
+import { type TestServer, eventually, silentLogger, startServer, startTestServer } from './helpers/server.js';
 
 // SPEC §1: a `delay` is a durable timer. While it sleeps the step is `running`, no
 // worker slot is held, it never fires early, and it survives a restart.

@@ -9,10 +9,10 @@ import type { Db } from '../src/db/open.js';
 import { Checkpointer } from '../src/engine/checkpoint.js';
 import { claimBatch } from '../src/engine/lease.js';
 import { formatTimestamp } from '../src/lib/time.js';
-import { type Server, startServer } from '../src/server.js';
+import type { Server } from '../src/server.js';
 import { createWorkspaceWithKey } from '../src/workspaces/create-workspace.js';
 import { type BackendName, type TestDatabase, createTestDatabase, describeEachBackend } from './helpers/backends.js';
-import { type TestServer, eventually, openMigrated, silentLogger, startTestServer } from './helpers/server.js';
+import { type TestServer, eventually, openMigrated, silentLogger, startServer, startTestServer } from './helpers/server.js';
 
 // SPEC §1 Execution semantics under failure: a completed step is never recomputed; a
 // step in flight when its worker died runs again (at-least-once) without using its

@@ -2,9 +2,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Abandoned, runAttempt } from '../src/engine/run-step.js';
 import type { StepDefinition } from '../src/engine/steps/index.js';
 import type { ExpressionContext, StepType } from '../src/engine/steps/step-type.js';
-import { type Server, startServer } from '../src/server.js';
+import type { Server } from '../src/server.js';
 import { describeEachBackend } from './helpers/backends.js';
-import { type TestServer, eventually, silentLogger, startTestServer } from './helpers/server.js';
+import { type TestServer, eventually, silentLogger, startServer, startTestServer } from './helpers/server.js';
 
 // SPEC §1 Stop: the execution is `stopped` at once; the step in flight is aborted and
 // marked `stopped`; later steps stay `pending`; completed steps keep their results;

@@ -2,9 +2,9 @@ import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../src/api-keys/store.js';
 import type { Clock } from '../src/lib/time.js';
-import { type Server, startServer } from '../src/server.js';
+import type { Server } from '../src/server.js';
 import { describeEachBackend } from './helpers/backends.js';
-import { type TestServer, silentLogger, startTestServer } from './helpers/server.js';
+import { type TestServer, silentLogger, startServer, startTestServer } from './helpers/server.js';
 
 // SPEC §2 "Limits per workspace — request rate": a fixed 60-second window per
 // workspace, shared by its keys and by every api process on one database; rejected

@@ -1,9 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { startServer } from '../src/server.js';
 import { BACKENDS, type BackendName, createTestDatabase, describeEachBackend, type TestDatabase } from './helpers/backends.js';
 import { type Child, spawnSkipflow } from './helpers/child.js';
-import { eventually, openMigrated, silentLogger, startTestServer } from './helpers/server.js';
+import { eventually, openMigrated, silentLogger, startServer, startTestServer } from './helpers/server.js';
 
 // Scale-out: roles, fairness across workspaces, signals across processes, and many
 // processes on one PostgreSQL database with a worker killed halfway.
