@@ -12,7 +12,7 @@ import { formatTimestamp } from '../src/lib/time.js';
 import type { Server } from '../src/server.js';
 import { createWorkspaceWithKey } from '../src/workspaces/create-workspace.js';
 import { type BackendName, type TestDatabase, createTestDatabase, describeEachBackend } from './helpers/backends.js';
-import { type TestServer, eventually, openMigrated, silentLogger, startServer, startTestServer } from './helpers/server.js';
+import { type TestServer, eventually, openMigrated, settle, silentLogger, startServer, startTestServer } from './helpers/server.js';
 
 // SPEC §1 Execution semantics under failure: a completed step is never recomputed; a
 // step in flight when its worker died runs again (at-least-once) without using its
@@ -182,7 +182,7 @@ describeEachBackend('engine: recovery of interrupted steps', (backend) => {
     // A "zombie" worker claims both, with a lease so short it lapses at once…
     const zombie = await claimBatch(handle, { owner: 'zombie', limit: 10, leaseMs: 1 });
     expect(zombie.map((c) => c.id).sort()).toEqual([x, y].sort());
-    await new Promise((r) => setTimeout(r, 30));
+    await settle(30); // the 1 ms leases lapse
     // …and a live worker takes them over: the fencing token moves on.
     const live = await claimBatch(handle, { owner: 'live', limit: 10, leaseMs: 60_000 });
     expect(live.map((c) => c.id).sort()).toEqual([x, y].sort());

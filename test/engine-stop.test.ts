@@ -4,7 +4,7 @@ import type { StepDefinition } from '../src/engine/steps/index.js';
 import type { ExpressionContext, StepType } from '../src/engine/steps/step-type.js';
 import type { Server } from '../src/server.js';
 import { describeEachBackend } from './helpers/backends.js';
-import { type TestServer, eventually, silentLogger, startServer, startTestServer } from './helpers/server.js';
+import { type TestServer, eventually, settle, silentLogger, startServer, startTestServer } from './helpers/server.js';
 
 // SPEC §1 Stop: the execution is `stopped` at once; the step in flight is aborted and
 // marked `stopped`; later steps stay `pending`; completed steps keep their results;
@@ -43,8 +43,8 @@ describe('engine: aborting an attempt in flight (framework guarantee)', () => {
     );
     const controller = new AbortController();
     const pending = attempt(type, controller.signal).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(stepSignal?.aborted).toBe(false);
+    await eventually(async () => stepSignal);
+    expect(stepSignal!.aborted).toBe(false);
     const t0 = Date.now();
     controller.abort();
     const error = await pending;
@@ -55,10 +55,14 @@ describe('engine: aborting an attempt in flight (framework guarantee)', () => {
   });
 
   it('throws Abandoned promptly even when the step ignores its signal', async () => {
-    const type = fakeType(() => new Promise(() => {}));
+    let started = false;
+    const type = fakeType(() => {
+      started = true;
+      return new Promise(() => {});
+    });
     const controller = new AbortController();
     const pending = attempt(type, controller.signal).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 20));
+    await eventually(async () => started);
     const t0 = Date.now();
     controller.abort();
     expect(await pending).toBeInstanceOf(Abandoned);
@@ -160,7 +164,7 @@ describeEachBackend('engine: stop', (backend) => {
     expect(await runningCount()).toBe(0);
 
     // Twice the delay later: nothing moved.
-    await new Promise((r) => setTimeout(r, 2000));
+    await settle(2000);
     const after = await rows(id);
     expect(after[0]).toEqual(before[0]);
     expect(after).toEqual(stoppedSteps);
@@ -185,7 +189,7 @@ describeEachBackend('engine: stop', (backend) => {
       const r = await rows(id);
       return r[1]!.status === 'running' && r[1]!.phase === 'attempt';
     });
-    await new Promise((r) => setTimeout(r, 150)); // well inside the evaluation
+    await settle(150); // well inside the evaluation
     expect(t.server.worker!.activeExecutions).toBe(1);
     const t0 = Date.now();
     const res = await stop(id);
@@ -198,7 +202,7 @@ describeEachBackend('engine: stop', (backend) => {
     await eventually(async () => (await get(q)).status === 'success', 1500, 20);
     expect(Date.now() - t0).toBeLessThan(2000);
     // Later, the abandoned attempt has written nothing.
-    await new Promise((r) => setTimeout(r, 500));
+    await settle(500);
     const e = await get(id);
     expectStoppedShape(e, 1);
     expect(e.steps[0].result).toBe('done first');
@@ -247,7 +251,7 @@ describeEachBackend('engine: stop', (backend) => {
       expect(row.lease_owner).toBeNull();
       expect(row.available_at).toBeNull();
     }
-    await new Promise((r) => setTimeout(r, 600));
+    await settle(600); // a moment later, nothing has changed:
     const list = await t.request({ method: 'GET', url: `/api/v1/executions?workflow_id=${wf}&limit=100` });
     const listed = new Map<string, Json>(list.json().executions.map((x: Json) => [x.execution_id, x]));
     for (const { id } of outcomes) {
@@ -289,7 +293,7 @@ describeEachBackend('engine: stop reaches the worker of another process', (backe
       const row = await db.selectFrom('execution_steps').select('phase').where('execution_id', '=', id).executeTakeFirstOrThrow();
       return row.phase === 'attempt' && worker!.worker!.activeExecutions === 1;
     });
-    await new Promise((r) => setTimeout(r, 100));
+    await settle(100); // well inside the evaluation
     const t0 = Date.now();
     const stop = await api.request({ method: 'POST', url: `/api/v1/executions/${id}/stop`, headers: { 'content-type': 'application/json' } });
     expect(stop.statusCode).toBe(200);

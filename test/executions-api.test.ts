@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeEachBackend } from './helpers/backends.js';
-import { type TestServer, eventually, startTestServer } from './helpers/server.js';
+import { type TestServer, eventually, settle, startTestServer } from './helpers/server.js';
 
 // The Executions API exactly as the seed page shows it (plus SPEC §1/§2 additions):
 // every response shape, every query parameter, stop, failures, cursor pagination under
@@ -255,7 +255,7 @@ describeEachBackend('Executions API', (backend) => {
       };
       await check();
       // The worker that held it must not resurrect or overwrite it afterwards.
-      await new Promise((r) => setTimeout(r, 300));
+      await settle(300);
       await check();
     });
 

@@ -5,7 +5,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_STATUS, type ErrorCode } from '../src/errors.js';
 import { describeEachBackend } from './helpers/backends.js';
-import { type TestServer, startTestServer } from './helpers/server.js';
+import { type TestServer, eventually, startTestServer } from './helpers/server.js';
 
 // Hostile input, property-based (fast-check): random and malformed bodies, query
 // strings, path ids, cursors, content types, Authorization and Idempotency-Key headers
@@ -521,13 +521,12 @@ describeEachBackend('hostile input', (backend) => {
       const run = await send('POST', `/api/v1/workflows/${wf.json().id}/run-async`, { body: '{}', contentType: 'application/json' });
       expect(run.statusCode).toBe(202);
       const id = run.json().execution_id as string;
-      const deadline = Date.now() + 3000;
       let e: Json = {};
-      while (Date.now() < deadline) {
+      // Still running after 3 s: the comparison below shows the state it is stuck in.
+      await eventually(async () => {
         e = (await send('GET', `/api/v1/executions/${id}?include_step_results=true`)).json();
-        if (e.status !== 'running') break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
+        return e.status !== 'running';
+      }, 3000, 50).catch(() => {});
       const row = await t.server.deps.db.db.selectFrom('execution_steps').select(['interruptions']).where('execution_id', '=', id).executeTakeFirstOrThrow();
       expect({ status: e.status, error_code: e.error_code, step: e.steps?.[0]?.error_code, interruptions: row.interruptions }).toEqual({
         status: 'failed',

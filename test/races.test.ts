@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { setMaxConcurrent } from '../src/workspaces/store.js';
 import { describeEachBackend } from './helpers/backends.js';
-import { type TestServer, eventually, startTestServer } from './helpers/server.js';
+import { type TestServer, eventually, settle, startTestServer } from './helpers/server.js';
 
 // Races, over a real socket (a listening server, real HTTP concurrency — the other
 // race tests go through inject()), 20 rounds each, on both backends:
@@ -216,7 +216,7 @@ describeEachBackend('races over the wire', (backend) => {
         expect(step).toMatchObject({ status: 'completed', result: { v: expect.any(Number) }, error: null });
       }
     }
-    await new Promise((r) => setTimeout(r, 300));
+    await settle(300); // a moment later, nothing has changed:
     const list = await call('GET', `/api/v1/executions?workflow_id=${wf}&limit=100`, { key: ws.apiKey });
     const listed = new Map((list.json.executions as Json[]).map((x) => [x.execution_id as string, x]));
     expect(listed.size).toBe(ROUNDS);

@@ -83,6 +83,13 @@ export async function eventually<T>(check: () => Promise<T | undefined | null | 
   }
 }
 
+/** Waits a fixed time on purpose: to show that something does NOT happen meanwhile (no
+ * condition wait can prove an absence), or to let wall-clock time pass (an expiry, a
+ * due time). Waiting for something to happen is `eventually`'s job. */
+export function settle(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 /** src/server.ts's startServer, tracked until closed (test/helpers/leaks.ts). */
 export async function startServer(config: Config, options: StartOptions = {}): Promise<Server> {
   const server = await startRealServer(config, options);
