@@ -8,7 +8,7 @@ import type { Db } from '../src/db/open.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, openTestDb, settle, startTestServer } from './helpers/server.js';
 
-// SPEC §1 (API key) and §2 (auth, scopes, error order): who gets in, who does not,
+// docs/api.md#api-keys-and-scopes and #errors (auth, scopes, error order): who gets in, who does not,
 // and how fast a revocation made elsewhere takes effect.
 
 function expectError(res: LightMyRequestResponse, status: number, code: string): { error: string; error_code: string } {

@@ -9,7 +9,7 @@ import type { Db } from '../src/db/open.js';
 import { type TestDatabase, createTestDatabase, describeEachBackend } from './helpers/backends.js';
 import { type TestServer, openTestDb, startTestServer } from './helpers/server.js';
 
-// SPEC §3: the `skipflow` binary. Every data command prints exactly one JSON object
+// docs/api.md#command-line: the `skipflow` binary. Every data command prints exactly one JSON object
 // with --json; bad input exits non-zero with a message on stderr; `serve` bootstraps
 // the Default workspace exactly once, even when processes race; the CLI writes
 // beside a running server.

@@ -3,7 +3,7 @@ import { setMaxConcurrent } from '../src/workspaces/store.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, startTestServer } from './helpers/server.js';
 
-// SPEC §2 Credits and Limits: run-async debits exactly one credit with its execution,
+// docs/api.md#credits and #limits: run-async debits exactly one credit with its execution,
 // atomically (N credits → at most N executions under any concurrency, never a negative
 // balance); max_concurrent_executions caps running executions race-safely with 429
 // concurrent_execution_limit (Retry-After, no credit taken), which wins over 402.

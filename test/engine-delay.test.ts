@@ -7,7 +7,7 @@ import { type Json, createWorkflow, run, get, finished } from './helpers/api.js'
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, settle, silentLogger, startServer, startTestServer } from './helpers/server.js';
 
-// SPEC §1: a `delay` is a durable timer. While it sleeps the step is `running`, no
+// docs/api.md#steps: a `delay` is a durable timer. While it sleeps the step is `running`, no
 // worker slot is held, it never fires early, and it survives a restart.
 
 function stepRows(t: TestServer, ids: string | string[]) {

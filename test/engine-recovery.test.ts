@@ -14,7 +14,7 @@ import { createWorkspaceWithKey } from '../src/workspaces/create-workspace.js';
 import { type BackendName, type TestDatabase, createTestDatabase, describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, openMigrated, settle, silentLogger, startServer, startTestServer } from './helpers/server.js';
 
-// SPEC §1 Execution semantics under failure: a completed step is never recomputed; a
+// docs/api.md#execution, how an execution runs under failure: a completed step is never recomputed; a
 // step in flight when its worker died runs again (at-least-once) without using its
 // retry budget, and fails with `worker_lost` after 5 interruptions; a worker that lost
 // its lease writes nothing (fencing); and a `kill -9` of a real `skipflow serve`

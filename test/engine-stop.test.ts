@@ -6,7 +6,7 @@ import type { Server } from '../src/server.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, settle, silentLogger, startServer, startTestServer } from './helpers/server.js';
 
-// SPEC §1 Stop: the execution is `stopped` at once; the step in flight is aborted and
+// docs/api.md#execution, Stop: the execution is `stopped` at once; the step in flight is aborted and
 // marked `stopped`; later steps stay `pending`; completed steps keep their results;
 // nothing turns it back; and a stop racing the end of the run leaves exactly one
 // consistent terminal state (and the workspace's running count balanced).

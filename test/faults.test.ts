@@ -17,7 +17,7 @@ import { eventually, openMigrated } from './helpers/server.js';
 //   retry with the same Idempotency-Key turns into exactly one execution, and the
 //   credits debited equal the executions created.
 //
-// Both need several processes on one database, which SQLite does not support (SPEC §5).
+// Both need several processes on one database, which SQLite does not support (docs/api.md#configuration).
 // Their SQLite counterparts live elsewhere and are not repeated here:
 // - stale-lease fencing: test/engine-recovery.test.ts "takes over an execution whose
 //   worker died (stale lease) and fences the dead worker out" (a Checkpointer with a
@@ -313,7 +313,7 @@ describePg('faults on PostgreSQL with real processes [postgres]', () => {
     expect(terminated, 'the test did cut connections').toBeGreaterThan(0);
     expect(server.child.process.exitCode, server.child.output().slice(-2000)).toBeNull();
 
-    // No answer is lost and none is anything but a 202 or a 5xx in SPEC's shape.
+    // No answer is lost and none is anything but a 202 or a 5xx with the documented error body.
     const network = first.filter((a) => 'network' in a);
     expect(network, 'every request got an HTTP answer').toEqual([]);
     const answered = first as Array<{ status: number; body: Json | null; replayed: boolean }>;

@@ -9,13 +9,13 @@ import { type TestServer, eventually, startTestServer } from './helpers/server.j
 
 // Hostile input, property-based (fast-check): random and malformed bodies, query
 // strings, path ids, cursors, content types, Authorization and Idempotency-Key headers
-// thrown at every route. Whatever comes in: never a 5xx; every 4xx is exactly SPEC's
+// thrown at every route. Whatever comes in: never a 5xx; every 4xx is exactly the documented
 // `{ error, error_code }` with a catalogued code whose status is the one answered; and
 // nothing is half-written (every execution has all its step rows and its debit, every
 // workflow its version, every stored idempotency record its execution).
 // Then explicit cases over a real socket: 413 (with and without Content-Length), JSON
 // deeper than 64 → 400, a non-JSON body → 415, headers over 16 KiB → 431 (refused by
-// Node's parser, answered in SPEC's shape), and non-http URL schemes rejected when a workflow is written.
+// Node's parser, answered with the documented error body), and non-http URL schemes rejected when a workflow is written.
 //
 // Runs are seeded (SKIPFLOW_FC_SEED, default fixed) so a failure replays exactly; set
 // another seed to explore further.
@@ -183,7 +183,7 @@ const idempotencyKey = fc.oneof(
 /** Query strings: known and unknown keys, repeated keys, any values, encoded or raw. */
 const queryKey = fc.oneof(
   fc.constantFrom('limit', 'after', 'status', 'workflow_id', 'include_step_results', '__proto__', 'constructor', 'toString', 'limit[]', 'after[x]', 'status[0]'),
-  asciiText(10).filter((k) => k !== 'wait'), // `wait` long-polls by design (SPEC §4)
+  asciiText(10).filter((k) => k !== 'wait'), // `wait` long-polls by design (docs/api.md#long-polling-and-events)
 );
 const queryValue = fc.oneof(
   anyText(40),
@@ -280,7 +280,7 @@ describeEachBackend('hostile input', (backend) => {
     fc.assert(fc.asyncProperty(arb, check), { numRuns: runs, seed: SEED, endOnFailure: true });
 
   describe('properties', () => {
-    it('POST /workflows and PUT /workflows/:id with any body and content type: 201/200 or a SPEC 4xx', async () => {
+    it('POST /workflows and PUT /workflows/:id with any body and content type: 201/200 or a documented 4xx', async () => {
       await assertProperty(fc.tuple(workflowBody, contentType, fc.boolean()), async ([body, type, put]) => {
         const url = put ? `/api/v1/workflows/${target}` : '/api/v1/workflows';
         const res = await send(put ? 'PUT' : 'POST', url, { body, contentType: type });
@@ -292,7 +292,7 @@ describeEachBackend('hostile input', (backend) => {
       });
     });
 
-    it('run-async with any body, content type and Idempotency-Key: 202 or a SPEC 4xx, and a 4xx charges nothing', async () => {
+    it('run-async with any body, content type and Idempotency-Key: 202 or a documented 4xx, and a 4xx charges nothing', async () => {
       await assertProperty(fc.tuple(runBody, contentType, fc.option(idempotencyKey, { nil: undefined })), async ([body, type, idem]) => {
         const before = (await t.server.deps.db.db.selectFrom('workspaces').select('credits').where('id', '=', workspaceId).executeTakeFirstOrThrow()).credits;
         const res = await send('POST', `/api/v1/workflows/${runnable}/run-async`, { body, contentType: type, headers: idem === undefined ? {} : { 'idempotency-key': idem } });
@@ -308,7 +308,7 @@ describeEachBackend('hostile input', (backend) => {
       });
     });
 
-    it('stop with any body, content type and Idempotency-Key: 200 or a SPEC 4xx', async () => {
+    it('stop with any body, content type and Idempotency-Key: 200 or a documented 4xx', async () => {
       await assertProperty(fc.tuple(rawBody, contentType, fc.option(idempotencyKey, { nil: undefined }), fc.boolean()), async ([body, type, idem, running]) => {
         const id = running ? runningExecution : finishedExecution;
         const res = await send('POST', `/api/v1/executions/${id}/stop`, { body, contentType: type, headers: idem === undefined ? {} : { 'idempotency-key': idem } });
@@ -358,7 +358,7 @@ describeEachBackend('hostile input', (backend) => {
       }, RUNS * 2);
     });
 
-    it('any method on any path with any body: never a 5xx, always the SPEC error shape', async () => {
+    it('any method on any path with any body: never a 5xx, always the documented error shape', async () => {
       const paths = [
         '/api/v1/workflows',
         `/api/v1/workflows/${ZERO_ID}`,
@@ -615,9 +615,9 @@ describeEachBackend('hostile input', (backend) => {
       );
     });
 
-    it('headers over 16 KiB get 431 in SPEC shape with a request id; just under the limit is served', async () => {
+    it('headers over 16 KiB get 431 in the documented error shape with a request id; just under the limit is served', async () => {
       // Node's HTTP parser refuses the request before routing; SkipFlow's
-      // clientErrorHandler still answers in SPEC's shape.
+      // clientErrorHandler still answers in the documented shape.
       const big = await raw(`GET /api/v1/workspace HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${key}\r\nX-Filler: ${'a'.repeat(17 * 1024)}\r\n\r\n`);
       expect(statusOf(big), big.slice(0, 200)).toBe(431);
       expect(JSON.parse(bodyOf(big))).toEqual({ error: expect.any(String), error_code: 'request_header_fields_too_large' });

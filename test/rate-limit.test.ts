@@ -6,7 +6,7 @@ import type { Server } from '../src/server.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, silentLogger, startServer, startTestServer } from './helpers/server.js';
 
-// SPEC §2 "Limits per workspace — request rate": a fixed 60-second window per
+// docs/api.md#limits, request rate: a fixed 60-second window per
 // workspace, shared by its keys and by every api process on one database; rejected
 // requests do not count; 0 disables it (and its headers).
 

@@ -6,7 +6,7 @@ import { createApiKey, findKeyByHash } from '../src/api-keys/store.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, settle, startTestServer } from './helpers/server.js';
 
-// SPEC §1 (Workflow) and §2 (its routes): the object, cursor pagination, full
+// docs/api.md#workflow and #routes: the object, cursor pagination, full
 // replace with execution snapshots, delete (stops running executions, keeps them
 // readable), write-time validation naming the field, and workspace isolation.
 

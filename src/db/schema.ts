@@ -85,7 +85,7 @@ export interface ExecutionStepTable {
   error: string | null;
   error_code: string | null;
   attempts: Generated<number>;
-  /** Times a worker died while this step was in flight (SPEC: 5 → worker_lost). */
+  /** Times a worker died while this step was in flight (docs/api.md#execution: 5 → worker_lost). */
   interruptions: Generated<number>;
   /** What a `running` step is doing: `attempt` (in flight on a worker), `sleep` (a
    * delay until wake_at) or `backoff` (waiting until wake_at to retry); null otherwise. */

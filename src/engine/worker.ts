@@ -36,7 +36,7 @@ export interface WorkerOptions {
 
 const MAX_BATCH = 100;
 /** How often a busy worker checks whether any of its executions was stopped by
- * another process (a stop made here is signalled at once): SPEC §1 wants the step in
+ * another process (a stop made here is signalled at once): docs/api.md#execution wants the step in
  * flight aborted within 1 second on whichever process runs it. */
 const STOP_CHECK_MS = 400;
 /** How soon a failed claim is tried again. */

@@ -16,7 +16,7 @@ import { newId } from '../lib/ids.js';
 import { formatTimestamp } from '../lib/time.js';
 import { versionSteps } from '../workflows/version-cache.js';
 
-// Starting an execution is one transaction (SPEC §2): find the workflow in the
+// Starting an execution is one transaction (docs/api.md#credits): find the workflow in the
 // caller's workspace, replay or reject a used idempotency key, take one credit and
 // one concurrency slot with a single guarded UPDATE, create the execution (pinned to
 // the workflow's current immutable version — its snapshot) and its step rows, and
@@ -53,7 +53,7 @@ async function reserve(handle: Db, db: Executor, workspaceId: string): Promise<v
       .where('id', '=', workspaceId)
       .executeTakeFirstOrThrow();
     max = ws.max_concurrent_executions;
-    // SPEC §2 order: the concurrency limit is reported before missing credits.
+    // docs/api.md#errors order: the concurrency limit is reported before missing credits.
     if (max !== null && ws.running_executions >= max) throw concurrencyLimit(max);
     if (ws.credits < 1) throw new ApiError('insufficient_credits', 'Insufficient credits. Add credits to the workspace and retry.');
   }

@@ -1,4 +1,4 @@
-// The two state machines of SPEC §1, as data. Every write that changes a status is
+// The two state machines of docs/api.md#execution, as data. Every write that changes a status is
 // guarded in SQL by the "from" state, so a transition happens at most once even when
 // a stop races a worker: e.g. `UPDATE … SET status='stopped' WHERE status='running'`.
 
