@@ -6,6 +6,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // Fails a test file that leaves a server, database handle or child process open.
+    setupFiles: ['test/helpers/leak-check.ts'],
     // Each file gets its own databases (see test/helpers/backends.ts), so files may run in parallel.
     fileParallelism: true,
     maxWorkers: 2,

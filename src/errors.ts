@@ -1,4 +1,4 @@
-// The one catalogue of API error codes (SPEC §2). A code never changes meaning once
+// The one catalogue of API error codes (docs/api.md#errors, docs/errors.md). A code never changes meaning once
 // shipped; docs/errors.md lists the same table and a test keeps the two equal.
 
 export const ERROR_STATUS = {

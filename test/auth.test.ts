@@ -4,11 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SCOPES, type Scope } from '../src/api-keys/scopes.js';
 import { SECRET_PATTERN, generateSecret } from '../src/api-keys/secret.js';
 import { createApiKey } from '../src/api-keys/store.js';
-import { type Db, openDb } from '../src/db/open.js';
+import type { Db } from '../src/db/open.js';
 import { describeEachBackend } from './helpers/backends.js';
-import { type TestServer, startTestServer } from './helpers/server.js';
+import { type TestServer, eventually, openTestDb, settle, startTestServer } from './helpers/server.js';
 
-// SPEC §1 (API key) and §2 (auth, scopes, error order): who gets in, who does not,
+// docs/api.md#api-keys-and-scopes and #errors (auth, scopes, error order): who gets in, who does not,
 // and how fast a revocation made elsewhere takes effect.
 
 function expectError(res: LightMyRequestResponse, status: number, code: string): { error: string; error_code: string } {
@@ -27,8 +27,6 @@ function expectUnauthorized(res: LightMyRequestResponse): void {
   expectError(res, 401, 'unauthorized');
   expect(res.headers['www-authenticate']).toMatch(/^Bearer\b/);
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('API key secrets', () => {
   it('have the sk_live_ + 43 base62 format and are random', () => {
@@ -62,7 +60,7 @@ describeEachBackend('authentication and scopes', (backend) => {
 
   beforeAll(async () => {
     t = await startTestServer(backend);
-    direct = openDb(t.database.url, { poolSize: 2 });
+    direct = openTestDb(t.database.url, { poolSize: 2 });
     const wf = await t.request({
       method: 'POST',
       url: '/api/v1/workflows',
@@ -131,7 +129,7 @@ describeEachBackend('authentication and scopes', (backend) => {
       await direct.db.updateTable('api_keys').set({ expires_at: expiresAt }).where('id', '=', keyId).execute();
       const before = await t.request({ method: 'GET', url: '/api/v1/workflows', key: secret });
       expect(before.statusCode).toBe(200);
-      await sleep(Math.max(0, expiresAt - Date.now()) + 50);
+      await settle(Math.max(0, expiresAt - Date.now()) + 50); // past the expiry
       // Well inside the 4 s cache: only a per-request expiry check answers 401 here.
       expectUnauthorized(await t.request({ method: 'GET', url: '/api/v1/workflows', key: secret }));
     });
@@ -144,13 +142,10 @@ describeEachBackend('authentication and scopes', (backend) => {
       }
       const revokedAt = Date.now();
       await direct.db.updateTable('api_keys').set({ revoked_at: revokedAt }).where('id', '=', keyId).execute();
-      let last: LightMyRequestResponse;
-      for (;;) {
-        last = await t.request({ method: 'GET', url: '/api/v1/workflows', key: secret });
-        if (last.statusCode !== 200) break;
-        if (Date.now() - revokedAt > 6000) break;
-        await sleep(100);
-      }
+      const last = await eventually(async () => {
+        const res = await t.request({ method: 'GET', url: '/api/v1/workflows', key: secret });
+        return res.statusCode !== 200 ? res : null;
+      }, 6000, 100);
       const elapsed = Date.now() - revokedAt;
       expectUnauthorized(last);
       expect(elapsed).toBeLessThan(5000);

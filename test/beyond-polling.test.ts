@@ -3,7 +3,7 @@ import { createWorkflow, run } from './helpers/api.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, startTestServer } from './helpers/server.js';
 
-// SPEC §4: long polling with ?wait=S and the Server-Sent Events stream.
+// docs/api.md#long-polling-and-events: long polling with ?wait=S and the Server-Sent Events stream.
 
 describeEachBackend('beyond polling', (backend) => {
   let t: TestServer;

@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSecret } from '../src/api-keys/secret.js';
-import { type Db, openDb } from '../src/db/open.js';
+import type { Db } from '../src/db/open.js';
 import { type TestDatabase, createTestDatabase, describeEachBackend } from './helpers/backends.js';
-import { type TestServer, startTestServer } from './helpers/server.js';
+import { type TestServer, openTestDb, startTestServer } from './helpers/server.js';
 
-// SPEC §3: the `skipflow` binary. Every data command prints exactly one JSON object
+// docs/api.md#command-line: the `skipflow` binary. Every data command prints exactly one JSON object
 // with --json; bad input exits non-zero with a message on stderr; `serve` bootstraps
 // the Default workspace exactly once, even when processes race; the CLI writes
 // beside a running server.
@@ -151,7 +151,7 @@ describeEachBackend('skipflow CLI', (backend) => {
     for (const name of first.applied) expect(typeof name).toBe('string');
     const second = await cliJson(url, ['migrate']);
     expect(second).toEqual({ applied: [] });
-    direct = openDb(url, { poolSize: 2 });
+    direct = openTestDb(url, { poolSize: 2 });
   });
 
   it('workspace create --json prints the workspace and an all-scope key', async () => {
@@ -297,7 +297,7 @@ describeEachBackend('skipflow serve bootstrap', (backend) => {
       } finally {
         await second.stop();
       }
-      const db = openDb(database.url, { poolSize: 1 });
+      const db = openTestDb(database.url, { poolSize: 1 });
       try {
         const workspaces = await db.db.selectFrom('workspaces').selectAll().execute();
         expect(workspaces.map((w) => [w.name, Number(w.credits)])).toEqual([['Default', 1000]]);
@@ -325,7 +325,7 @@ describeEachBackend('skipflow serve bootstrap', (backend) => {
         await Promise.all(processes.map((p) => p.started()));
         const printed = processes.map((p) => p.secrets());
         expect(printed.map((s) => s.length).sort()).toEqual([0, 1]);
-        const db = openDb(database.url, { poolSize: 1 });
+        const db = openTestDb(database.url, { poolSize: 1 });
         try {
           const workspaces = await db.db.selectFrom('workspaces').select(['name']).execute();
           expect(workspaces).toEqual([{ name: 'Default' }]);
@@ -396,7 +396,7 @@ describe('skipflow argument errors', () => {
       expectFailure(url, ['workspace', 'create', '--name', '', '--json'], /name/),
       expectFailure(url, ['frobnicate'], /unknown command/i),
     ]);
-    const db = openDb(url);
+    const db = openTestDb(url);
     try {
       expect(await db.db.selectFrom('workspaces').select(['credits', 'max_concurrent_executions']).execute()).toEqual([{ credits: 1, max_concurrent_executions: null }]);
       expect(await db.db.selectFrom('api_keys').select('id').execute()).toHaveLength(1);

@@ -3,7 +3,7 @@ import { setMaxConcurrent } from '../src/workspaces/store.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, startTestServer } from './helpers/server.js';
 
-// SPEC §2 Credits and Limits: run-async debits exactly one credit with its execution,
+// docs/api.md#credits and #limits: run-async debits exactly one credit with its execution,
 // atomically (N credits → at most N executions under any concurrency, never a negative
 // balance); max_concurrent_executions caps running executions race-safely with 429
 // concurrent_execution_limit (Retry-After, no credit taken), which wins over 402.
@@ -30,7 +30,7 @@ describeEachBackend('credits and concurrency limits', (backend) => {
     expect(res.statusCode).toBe(200);
     return res.json() as { credits: number; max_concurrent_executions: number | null };
   };
-  const countExecutions = async (workspaceId: string, status?: string) => {
+  const countExecutions = async (workspaceId: string, status?: 'running' | 'success' | 'failed' | 'stopped') => {
     let q = db().selectFrom('executions').select((eb) => eb.fn.countAll<number>().as('n')).where('workspace_id', '=', workspaceId);
     if (status) q = q.where('status', '=', status);
     return Number((await q.executeTakeFirstOrThrow()).n);

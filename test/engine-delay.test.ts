@@ -2,13 +2,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { delayStep } from '../src/engine/steps/delay.js';
 import type { StepContext } from '../src/engine/steps/step-type.js';
 import { formatTimestamp } from '../src/lib/time.js';
-import { type Server, startServer } from '../src/server.js';
+import type { Server } from '../src/server.js';
 import { type Json, createWorkflow, run, get, finished } from './helpers/api.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { runningExecutions, stepRowsOf } from './helpers/rows.js';
-import { type TestServer, eventually, silentLogger, startTestServer } from './helpers/server.js';
+import { type TestServer, eventually, settle, silentLogger, startServer, startTestServer } from './helpers/server.js';
 
-// SPEC §1: a `delay` is a durable timer. While it sleeps the step is `running`, no
+// docs/api.md#steps: a `delay` is a durable timer. While it sleeps the step is `running`, no
 // worker slot is held, it never fires early, and it survives a restart.
 
 function stepRows(t: TestServer, ids: string | string[]) {
@@ -213,7 +213,7 @@ describeEachBackend('engine: delay across a restart', (backend) => {
     const { id, wake, before } = await sleepingExecution();
     await t!.server.close();
     const idle = wake + 300 - Date.now();
-    if (idle > 0) await new Promise((r) => setTimeout(r, idle));
+    if (idle > 0) await settle(idle);
 
     const restartedAt = Date.now();
     second = await startServer(t!.config, { logger: silentLogger, listen: false });
@@ -234,7 +234,7 @@ describeEachBackend('engine: delay across a restart', (backend) => {
     expect(after.steps[1]!.result).toBe(JSON.stringify({ waited_until: formatTimestamp(wake) }));
     expect(after.steps[2]!.result).toBe('43');
     // Still done, nothing moved, a moment later (no second run).
-    await new Promise((r) => setTimeout(r, 400));
+    await settle(400);
     const again = await rowsVia(second, id);
     expect(again.steps).toEqual(after.steps);
     expect(again.execution.completed_at).toBe(after.execution.completed_at);

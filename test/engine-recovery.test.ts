@@ -10,13 +10,13 @@ import type { Db } from '../src/db/open.js';
 import { Checkpointer } from '../src/engine/checkpoint.js';
 import { claimBatch } from '../src/engine/lease.js';
 import { formatTimestamp } from '../src/lib/time.js';
-import { type Server, startServer } from '../src/server.js';
+import type { Server } from '../src/server.js';
 import { createWorkspaceWithKey } from '../src/workspaces/create-workspace.js';
 import { type BackendName, type TestDatabase, createTestDatabase, describeEachBackend } from './helpers/backends.js';
 import { putStep, runningExecutions, stepRows, stepRowsOf } from './helpers/rows.js';
-import { type TestServer, eventually, openMigrated, silentLogger, startTestServer } from './helpers/server.js';
+import { type TestServer, eventually, openMigrated, settle, silentLogger, startServer, startTestServer } from './helpers/server.js';
 
-// SPEC §1 Execution semantics under failure: a completed step is never recomputed; a
+// docs/api.md#execution, how an execution runs under failure: a completed step is never recomputed; a
 // step in flight when its worker died runs again (at-least-once) without using its
 // retry budget, and fails with `worker_lost` after 5 interruptions; a worker that lost
 // its lease writes nothing (fencing); and a `kill -9` of a real `skipflow serve`
@@ -74,7 +74,8 @@ describeEachBackend('engine: recovery of interrupted steps', (backend) => {
     await putStep(handle, id, inFlight, { status: 'running', phase: 'attempt', attempts: 1, interruptions: opts.interruptions ?? 0, started_at: now - 2000, wake_at: opts.wakeAt ?? null });
     await db
       .updateTable('executions')
-      .set({ current_step: inFlight, lease_owner: DEAD_OWNER, lease_token: 7, available_at: now - 1 })
+      // The claim that takes the lapsed lease over counts one more interruption.
+      .set({ current_step: inFlight, lease_owner: DEAD_OWNER, lease_token: 7, available_at: now - 1, interruptions: opts.interruptions ?? 0 })
       .where('id', '=', id)
       .execute();
   }
@@ -173,7 +174,7 @@ describeEachBackend('engine: recovery of interrupted steps', (backend) => {
     // A "zombie" worker claims both, with a lease so short it lapses at once…
     const zombie = await claimBatch(handle, { owner: 'zombie', limit: 10, leaseMs: 1 });
     expect(zombie.map((c) => c.id).sort()).toEqual([x, y].sort());
-    await new Promise((r) => setTimeout(r, 30));
+    await settle(30); // the 1 ms leases lapse
     // …and a live worker takes them over: the fencing token moves on.
     const live = await claimBatch(handle, { owner: 'live', limit: 10, leaseMs: 60_000 });
     expect(live.map((c) => c.id).sort()).toEqual([x, y].sort());

@@ -8,7 +8,7 @@ import { type Json, createWorkflow, run, get, finished } from './helpers/api.js'
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, startTestServer } from './helpers/server.js';
 
-// SPEC §1 Steps: order, templates, `if`, the expression context, step errors,
+// docs/api.md#steps: order, templates, `if`, the expression context, step errors,
 // continue_on_error, and the bounds on untrusted JSONata (time, size, depth) — which
 // must never stall the rest of the server.
 

@@ -2,12 +2,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Abandoned, runAttempt } from '../src/engine/run-step.js';
 import type { StepDefinition } from '../src/engine/steps/index.js';
 import type { ExpressionContext, StepType } from '../src/engine/steps/step-type.js';
-import { type Server, startServer } from '../src/server.js';
+import type { Server } from '../src/server.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { runningExecutions, stepRows } from './helpers/rows.js';
-import { type TestServer, eventually, silentLogger, startTestServer } from './helpers/server.js';
+import { type TestServer, eventually, settle, silentLogger, startServer, startTestServer } from './helpers/server.js';
 
-// SPEC §1 Stop: the execution is `stopped` at once; the step in flight is aborted and
+// docs/api.md#execution, Stop: the execution is `stopped` at once; the step in flight is aborted and
 // marked `stopped`; later steps stay `pending`; completed steps keep their results;
 // nothing turns it back; and a stop racing the end of the run leaves exactly one
 // consistent terminal state (and the workspace's running count balanced).
@@ -44,8 +44,8 @@ describe('engine: aborting an attempt in flight (framework guarantee)', () => {
     );
     const controller = new AbortController();
     const pending = attempt(type, controller.signal).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(stepSignal?.aborted).toBe(false);
+    await eventually(async () => stepSignal);
+    expect(stepSignal!.aborted).toBe(false);
     const t0 = Date.now();
     controller.abort();
     const error = await pending;
@@ -56,10 +56,14 @@ describe('engine: aborting an attempt in flight (framework guarantee)', () => {
   });
 
   it('throws Abandoned promptly even when the step ignores its signal', async () => {
-    const type = fakeType(() => new Promise(() => {}));
+    let started = false;
+    const type = fakeType(() => {
+      started = true;
+      return new Promise(() => {});
+    });
     const controller = new AbortController();
     const pending = attempt(type, controller.signal).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 20));
+    await eventually(async () => started);
     const t0 = Date.now();
     controller.abort();
     expect(await pending).toBeInstanceOf(Abandoned);
@@ -159,7 +163,7 @@ describeEachBackend('engine: stop', (backend) => {
     expect(await runningCount()).toBe(0);
 
     // Twice the delay later: nothing moved.
-    await new Promise((r) => setTimeout(r, 2000));
+    await settle(2000);
     const after = await rows(id);
     expect(after[0]).toEqual(before[0]);
     expect(after).toEqual(stoppedSteps);
@@ -183,7 +187,7 @@ describeEachBackend('engine: stop', (backend) => {
     // A transform is not marked before it runs: it is in flight once the execution
     // has moved on to it and the worker holds it.
     await eventually(async () => (await execRow(id)).current_step === 1 && t.server.worker!.activeExecutions === 1);
-    await new Promise((r) => setTimeout(r, 150)); // well inside the evaluation
+    await settle(150); // well inside the evaluation
     expect(t.server.worker!.activeExecutions).toBe(1);
     const t0 = Date.now();
     const res = await stop(id);
@@ -196,7 +200,7 @@ describeEachBackend('engine: stop', (backend) => {
     await eventually(async () => (await get(q)).status === 'success', 1500, 20);
     expect(Date.now() - t0).toBeLessThan(2000);
     // Later, the abandoned attempt has written nothing.
-    await new Promise((r) => setTimeout(r, 500));
+    await settle(500);
     const e = await get(id);
     expectStoppedShape(e, 1);
     expect(e.steps[0].result).toBe('done first');
@@ -245,7 +249,7 @@ describeEachBackend('engine: stop', (backend) => {
       expect(row.lease_owner).toBeNull();
       expect(row.available_at).toBeNull();
     }
-    await new Promise((r) => setTimeout(r, 600));
+    await settle(600); // a moment later, nothing has changed:
     const list = await t.request({ method: 'GET', url: `/api/v1/executions?workflow_id=${wf}&limit=100` });
     const listed = new Map<string, Json>(list.json().executions.map((x: Json) => [x.execution_id, x]));
     for (const { id } of outcomes) {
@@ -287,7 +291,7 @@ describeEachBackend('engine: stop reaches the worker of another process', (backe
       const row = await db.selectFrom('executions').select('lease_owner').where('id', '=', id).executeTakeFirstOrThrow();
       return row.lease_owner !== null && worker!.worker!.activeExecutions === 1;
     });
-    await new Promise((r) => setTimeout(r, 100));
+    await settle(100); // well inside the evaluation
     const t0 = Date.now();
     const stop = await api.request({ method: 'POST', url: `/api/v1/executions/${id}/stop`, headers: { 'content-type': 'application/json' } });
     expect(stop.statusCode).toBe(200);

@@ -1,11 +1,11 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { claimBatch } from '../src/engine/lease.js';
-import { type Server, startServer } from '../src/server.js';
+import type { Server } from '../src/server.js';
 import { createWorkflow, get, run } from './helpers/api.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { runningExecutions } from './helpers/rows.js';
-import { type TestServer, eventually, openMigrated, silentLogger, startTestServer } from './helpers/server.js';
+import { type TestServer, eventually, openMigrated, silentLogger, startServer, startTestServer } from './helpers/server.js';
 
 // The worker: at most SKIPFLOW_WORKER_CONCURRENCY executions at once; new work, freed
 // slots and due sleepers are picked up at once (the poll is only a fallback); and a

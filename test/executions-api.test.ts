@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeEachBackend } from './helpers/backends.js';
-import { type TestServer, eventually, startTestServer } from './helpers/server.js';
+import { type TestServer, eventually, settle, startTestServer } from './helpers/server.js';
 
-// The Executions API exactly as the seed page shows it (plus SPEC §1/§2 additions):
+// The Executions API exactly as docs/api.md#execution and #routes describe it:
 // every response shape, every query parameter, stop, failures, cursor pagination under
 // concurrent inserts, and the snapshot a running execution keeps of its workflow.
 
@@ -11,7 +11,7 @@ const ID = /^[0-9a-f]{24}$/;
 const MISSING_ID = '0123456789abcdef01234567';
 
 const EXECUTION_KEYS = ['execution_id', 'workflow_id', 'status', 'started_at', 'completed_at', 'error', 'input', 'error_code', 'error_step_index', 'created_at'];
-// `workflow_name` is part of the seed's Execution Object; it may appear on the single view too.
+// `workflow_name` is part of the hosted product's execution object; it may appear on the single view too.
 const EXECUTION_OPTIONAL_KEYS = ['workflow_name'];
 const LIST_ITEM_KEYS = ['execution_id', 'workflow_id', 'workflow_name', 'status', 'started_at', 'completed_at', 'created_at'];
 const STEP_KEYS = ['index', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'started_at', 'completed_at'];
@@ -255,7 +255,7 @@ describeEachBackend('Executions API', (backend) => {
       };
       await check();
       // The worker that held it must not resurrect or overwrite it afterwards.
-      await new Promise((r) => setTimeout(r, 300));
+      await settle(300);
       await check();
     });
 
@@ -306,7 +306,7 @@ describeEachBackend('Executions API', (backend) => {
       for (const id of otherIds) await waitForStatus(id, 'success');
     });
 
-    it('answers {executions: [...]} with exactly the seed item fields, newest first, 20 by default', async () => {
+    it('answers {executions: [...]} with exactly the list item fields, newest first, 20 by default', async () => {
       const res = await t.request({ method: 'GET', url: '/api/v1/executions' });
       expect(res.statusCode).toBe(200);
       const body = res.json();
@@ -384,7 +384,7 @@ describeEachBackend('Executions API', (backend) => {
     });
 
     // Only a plain decimal integer is a limit: "1.5", "true" or "0x10" are bad query
-    // parameters (SPEC §2 → 400), not silently coerced to 1, 1 or 16.
+    // parameters (docs/api.md#lists → 400), not silently coerced to 1, 1 or 16.
     it('rejects a limit that is not a plain decimal integer with 400', async () => {
       for (const query of ['limit=1.5', 'limit=true', 'limit=0x10', 'limit=1e1']) {
         const res = await t.request({ method: 'GET', url: `/api/v1/executions?${query}` });

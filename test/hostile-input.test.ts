@@ -5,17 +5,18 @@ import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_STATUS, type ErrorCode } from '../src/errors.js';
 import { describeEachBackend } from './helpers/backends.js';
-import { type TestServer, startTestServer } from './helpers/server.js';
+import { runningExecutions } from './helpers/rows.js';
+import { type TestServer, eventually, startTestServer } from './helpers/server.js';
 
 // Hostile input, property-based (fast-check): random and malformed bodies, query
 // strings, path ids, cursors, content types, Authorization and Idempotency-Key headers
-// thrown at every route. Whatever comes in: never a 5xx; every 4xx is exactly SPEC's
+// thrown at every route. Whatever comes in: never a 5xx; every 4xx is exactly the documented
 // `{ error, error_code }` with a catalogued code whose status is the one answered; and
 // nothing is half-written (every execution has all its step rows and its debit, every
 // workflow its version, every stored idempotency record its execution).
 // Then explicit cases over a real socket: 413 (with and without Content-Length), JSON
 // deeper than 64 → 400, a non-JSON body → 415, headers over 16 KiB → 431 (refused by
-// Node's parser, answered in SPEC's shape), and non-http URL schemes rejected when a workflow is written.
+// Node's parser, answered with the documented error body), and non-http URL schemes rejected when a workflow is written.
 //
 // Runs are seeded (SKIPFLOW_FC_SEED, default fixed) so a failure replays exactly; set
 // another seed to explore further.
@@ -183,7 +184,7 @@ const idempotencyKey = fc.oneof(
 /** Query strings: known and unknown keys, repeated keys, any values, encoded or raw. */
 const queryKey = fc.oneof(
   fc.constantFrom('limit', 'after', 'status', 'workflow_id', 'include_step_results', '__proto__', 'constructor', 'toString', 'limit[]', 'after[x]', 'status[0]'),
-  asciiText(10).filter((k) => k !== 'wait'), // `wait` long-polls by design (SPEC §4)
+  asciiText(10).filter((k) => k !== 'wait'), // `wait` long-polls by design (docs/api.md#long-polling-and-events)
 );
 const queryValue = fc.oneof(
   anyText(40),
@@ -280,7 +281,7 @@ describeEachBackend('hostile input', (backend) => {
     fc.assert(fc.asyncProperty(arb, check), { numRuns: runs, seed: SEED, endOnFailure: true });
 
   describe('properties', () => {
-    it('POST /workflows and PUT /workflows/:id with any body and content type: 201/200 or a SPEC 4xx', async () => {
+    it('POST /workflows and PUT /workflows/:id with any body and content type: 201/200 or a documented 4xx', async () => {
       await assertProperty(fc.tuple(workflowBody, contentType, fc.boolean()), async ([body, type, put]) => {
         const url = put ? `/api/v1/workflows/${target}` : '/api/v1/workflows';
         const res = await send(put ? 'PUT' : 'POST', url, { body, contentType: type });
@@ -292,7 +293,7 @@ describeEachBackend('hostile input', (backend) => {
       });
     });
 
-    it('run-async with any body, content type and Idempotency-Key: 202 or a SPEC 4xx, and a 4xx charges nothing', async () => {
+    it('run-async with any body, content type and Idempotency-Key: 202 or a documented 4xx, and a 4xx charges nothing', async () => {
       await assertProperty(fc.tuple(runBody, contentType, fc.option(idempotencyKey, { nil: undefined })), async ([body, type, idem]) => {
         const before = (await t.server.deps.db.db.selectFrom('workspaces').select('credits').where('id', '=', workspaceId).executeTakeFirstOrThrow()).credits;
         const res = await send('POST', `/api/v1/workflows/${runnable}/run-async`, { body, contentType: type, headers: idem === undefined ? {} : { 'idempotency-key': idem } });
@@ -308,7 +309,7 @@ describeEachBackend('hostile input', (backend) => {
       });
     });
 
-    it('stop with any body, content type and Idempotency-Key: 200 or a SPEC 4xx', async () => {
+    it('stop with any body, content type and Idempotency-Key: 200 or a documented 4xx', async () => {
       await assertProperty(fc.tuple(rawBody, contentType, fc.option(idempotencyKey, { nil: undefined }), fc.boolean()), async ([body, type, idem, running]) => {
         const id = running ? runningExecution : finishedExecution;
         const res = await send('POST', `/api/v1/executions/${id}/stop`, { body, contentType: type, headers: idem === undefined ? {} : { 'idempotency-key': idem } });
@@ -358,7 +359,7 @@ describeEachBackend('hostile input', (backend) => {
       }, RUNS * 2);
     });
 
-    it('any method on any path with any body: never a 5xx, always the SPEC error shape', async () => {
+    it('any method on any path with any body: never a 5xx, always the documented error shape', async () => {
       const paths = [
         '/api/v1/workflows',
         `/api/v1/workflows/${ZERO_ID}`,
@@ -427,7 +428,8 @@ describeEachBackend('hostile input', (backend) => {
       const versionById = new Map(versions.map((v) => [v.id, v]));
       expect(workflows.length).toBeGreaterThan(3);
       for (const w of workflows) expect(versionById.get(w.version_id)?.workflow_id, `workflow ${w.id}`).toBe(w.id);
-      // Every execution has exactly its version's step rows, in order.
+      // Every execution's step rows are a prefix of its version's steps (a step's row is
+      // written when the step first changes), complete once it succeeded.
       const executions = await db.selectFrom('executions').select(['id', 'version_id', 'status']).where('workspace_id', '=', workspaceId).execute();
       const stepRows = await db
         .selectFrom('execution_steps')
@@ -438,12 +440,13 @@ describeEachBackend('hostile input', (backend) => {
       for (const s of stepRows) counts.set(s.execution_id, [...(counts.get(s.execution_id) ?? []), s.idx]);
       for (const e of executions) {
         const expected = (JSON.parse(versionById.get(e.version_id)!.steps) as unknown[]).length;
-        expect((counts.get(e.id) ?? []).sort((a, b) => a - b), `execution ${e.id}`).toEqual(Array.from({ length: expected }, (_, i) => i));
+        const have = (counts.get(e.id) ?? []).sort((a, b) => a - b);
+        expect(have, `execution ${e.id}`).toEqual(Array.from({ length: e.status === 'success' ? expected : have.length }, (_, i) => i));
+        expect(have.length).toBeLessThanOrEqual(expected);
       }
       // Credits + executions is conserved: every debit has its execution and vice versa.
-      const ws = await db.selectFrom('workspaces').select(['credits', 'running_executions']).where('id', '=', workspaceId).executeTakeFirstOrThrow();
+      const ws = await db.selectFrom('workspaces').select(['credits']).where('id', '=', workspaceId).executeTakeFirstOrThrow();
       expect(ws.credits + executions.length).toBe(INITIAL_CREDITS);
-      expect(ws.running_executions).toBe(executions.filter((e) => e.status === 'running').length);
       // Every stored run-async response names an execution that exists.
       const records = await db.selectFrom('idempotency_keys').select(['key', 'status_code', 'body']).where('workspace_id', '=', workspaceId).execute();
       const ids = new Set(executions.map((e) => e.id));
@@ -461,13 +464,8 @@ describeEachBackend('hostile input', (backend) => {
   });
 
   describe('cases the properties found (pinned, so the default seed always checks them)', () => {
-    // KNOWN BUG (src/idempotency/fingerprint.ts, fingerprint(): `canonicalize(body)`):
-    // a JSON number too large for a double (`1e999`, valid JSON grammar) parses to
-    // Infinity, which RFC 8785 canonicalisation refuses ("Infinity is not allowed"): with
-    // an Idempotency-Key, run-async and stop answer 500 internal_error. Without a key
-    // run-async accepts it and stores the input as null. Fix: reject non-finite numbers
-    // in parseJsonBody (src/http/body-parser.ts) with 400 invalid_request (a JSON.parse
-    // reviver), or map the canonicalisation error to 400.
+    // `1e999` is valid JSON grammar but parses to Infinity, which RFC 8785
+    // canonicalisation (the idempotency fingerprint) refuses.
     it('a number too large for a double (1e999) in a body with an Idempotency-Key is never a 500', async () => {
       const stoppable = (await send('POST', `/api/v1/workflows/${sleeper}/run-async`, { body: '{}', contentType: 'application/json' })).json().execution_id as string;
       const cases: Array<[string, string]> = [
@@ -485,12 +483,8 @@ describeEachBackend('hostile input', (backend) => {
       expect(outcomes.filter((o) => / → 5\d\d /.test(o)), outcomes.join('\n')).toEqual([]);
     });
 
-    // KNOWN BUG (PostgreSQL only; src/workflows/ validation and store): a workflow name
-    // or description containing U+0000 is accepted by validation but PostgreSQL `text`
-    // cannot hold NUL ("invalid byte sequence for encoding UTF8: 0x00"), so POST/PUT
-    // /workflows answer 500 internal_error (SQLite stores it). Fix: refuse U+0000 in
-    // name/description with 400 (e.g. a TypeBox pattern '^[^\u0000]*$'), the same on
-    // both backends. (Step fields are stored as JSON text, where NUL is escaped.)
+    // PostgreSQL `text` cannot hold U+0000 (SQLite can); step fields are stored as JSON
+    // text, where NUL is escaped.
     it('a NUL character in a workflow name or description is stored and read back, or refused with 400 — never a 500', async () => {
       const outcomes: string[] = [];
       for (const body of [
@@ -520,14 +514,8 @@ describeEachBackend('hostile input', (backend) => {
   });
 
   describe('hostile data inside a run', () => {
-    // KNOWN BUG (PostgreSQL only; src/engine/checkpoint.ts / run-execution.ts): a step
-    // failure whose message holds U+0000 (here from `$error()`) cannot be written to
-    // PostgreSQL `text` columns, so the failing checkpoint is refused every time; the
-    // worker abandons the run, the lease lapses, the step runs again (an http step would
-    // be sent again), and after 5 rounds the execution ends `failed` with a misleading
-    // `worker_lost` (5 × the lease: 75 s with the default 15 s). SQLite is unaffected.
-    // Fix: replace U+0000 in every text written by the engine (error messages, names)
-    // before it reaches the database, or reject it where it enters.
+    // On PostgreSQL a NUL in a step's error message once made every failing checkpoint
+    // fail, so the step ran again until it ended in a misleading `worker_lost`.
     it('a step error message with a NUL character fails the execution at once with expression_error', async () => {
       // A raw U+0000 in a request body is refused at the door (400); this one is made
       // at run time by the JSONata escape, so it reaches the engine's error path.
@@ -536,13 +524,12 @@ describeEachBackend('hostile input', (backend) => {
       const run = await send('POST', `/api/v1/workflows/${wf.json().id}/run-async`, { body: '{}', contentType: 'application/json' });
       expect(run.statusCode).toBe(202);
       const id = run.json().execution_id as string;
-      const deadline = Date.now() + 3000;
       let e: Json = {};
-      while (Date.now() < deadline) {
+      // Still running after 3 s: the comparison below shows the state it is stuck in.
+      await eventually(async () => {
         e = (await send('GET', `/api/v1/executions/${id}?include_step_results=true`)).json();
-        if (e.status !== 'running') break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
+        return e.status !== 'running';
+      }, 3000, 50).catch(() => {});
       const row = await t.server.deps.db.db.selectFrom('execution_steps').select(['interruptions']).where('execution_id', '=', id).executeTakeFirstOrThrow();
       expect({ status: e.status, error_code: e.error_code, step: e.steps?.[0]?.error_code, interruptions: row.interruptions }).toEqual({
         status: 'failed',
@@ -631,9 +618,9 @@ describeEachBackend('hostile input', (backend) => {
       );
     });
 
-    it('headers over 16 KiB get 431 in SPEC shape with a request id; just under the limit is served', async () => {
+    it('headers over 16 KiB get 431 in the documented error shape with a request id; just under the limit is served', async () => {
       // Node's HTTP parser refuses the request before routing; SkipFlow's
-      // clientErrorHandler still answers in SPEC's shape.
+      // clientErrorHandler still answers in the documented shape.
       const big = await raw(`GET /api/v1/workspace HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${key}\r\nX-Filler: ${'a'.repeat(17 * 1024)}\r\n\r\n`);
       expect(statusOf(big), big.slice(0, 200)).toBe(431);
       expect(JSON.parse(bodyOf(big))).toEqual({ error: expect.any(String), error_code: 'request_header_fields_too_large' });

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, startTestServer } from './helpers/server.js';
 
-// SPEC §2: the HTTP shell. Every error is exactly `{ error, error_code }` (no stack,
+// docs/api.md#conventions and #errors: the HTTP shell. Every error is exactly `{ error, error_code }` (no stack,
 // nothing else), every response has an X-Request-Id, bodies are JSON of at most 1 MiB
 // and 64 levels, an empty body is `{}`, malformed path ids are 404s and malformed
 // query parameters 400s that name the parameter.

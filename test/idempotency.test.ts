@@ -4,7 +4,7 @@ import { addCredits, setMaxConcurrent } from '../src/workspaces/store.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, startTestServer } from './helpers/server.js';
 
-// SPEC §2 Idempotency on run-async and stop: a success is stored with its key and
+// docs/api.md#idempotency on run-async and stop: a success is stored with its key and
 // replayed byte-identically with both replay headers, starting and charging nothing;
 // the same key for another request is 422; keys are per workspace; malformed keys are
 // 400; errors are not stored; expired records are neither replayed nor kept; and
@@ -250,7 +250,7 @@ describeEachBackend('idempotency keys', (backend) => {
   });
 
   describe('concurrent duplicates', () => {
-    /** Fires RACERS identical requests at once; checks the SPEC outcome and returns the 202. */
+    /** Fires RACERS identical requests at once; checks the documented outcome and returns the 202. */
     const checkRace = (responses: Res[]) => {
       const fresh = responses.filter((r) => r.statusCode >= 200 && r.statusCode < 300 && r.headers['x-idempotent-replayed'] === undefined);
       expect(fresh).toHaveLength(1);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, startTestServer } from './helpers/server.js';
 
-// SPEC §1 Identifiers: an id that belongs to another workspace is answered exactly
+// docs/api.md#identifiers: an id that belongs to another workspace is answered exactly
 // like an id that does not exist (404, same body) on every route, and lists never
 // show another workspace's items — no existence leaks across workspaces.
 

@@ -2,7 +2,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { setMaxConcurrent } from '../src/workspaces/store.js';
 import { describeEachBackend } from './helpers/backends.js';
-import { type TestServer, eventually, startTestServer } from './helpers/server.js';
+import { runningExecutions } from './helpers/rows.js';
+import { type TestServer, eventually, settle, startTestServer } from './helpers/server.js';
 
 // Races, over a real socket (a listening server, real HTTP concurrency — the other
 // race tests go through inject()), 20 rounds each, on both backends:
@@ -13,7 +14,7 @@ import { type TestServer, eventually, startTestServer } from './helpers/server.j
 //   the balance never negative;
 // - a stop fired the moment a 1-step run is accepted, three times at once, while
 //   readers poll: at most one stop wins, and the execution ends in one terminal state
-//   that every read and the list agree on; running_executions returns to 0;
+//   that every read and the list agree on; nothing is left running;
 // - the concurrency cap while executions finish during the storm (slots churn): the
 //   number of running executions never exceeds the cap at any sample, every refusal is
 //   429 concurrent_execution_limit and charges nothing (10 rounds).
@@ -70,8 +71,11 @@ describeEachBackend('races over the wire', (backend) => {
     return res.json.id as string;
   }
 
-  const workspaceRow = (id: string) =>
-    db().selectFrom('workspaces').select(['credits', 'running_executions']).where('id', '=', id).executeTakeFirstOrThrow();
+  // The balance and how many executions are running (there is no stored counter to drift).
+  const workspaceRow = async (id: string) => ({
+    credits: (await db().selectFrom('workspaces').select(['credits']).where('id', '=', id).executeTakeFirstOrThrow()).credits,
+    running_executions: await runningExecutions(db(), id),
+  });
   const executionsOf = (workspaceId: string) => db().selectFrom('executions').selectAll().where('workspace_id', '=', workspaceId).execute();
   const stepCount = async (ids: string[]) =>
     ids.length === 0
@@ -216,7 +220,7 @@ describeEachBackend('races over the wire', (backend) => {
         expect(step).toMatchObject({ status: 'completed', result: { v: expect.any(Number) }, error: null });
       }
     }
-    await new Promise((r) => setTimeout(r, 300));
+    await settle(300); // a moment later, nothing has changed:
     const list = await call('GET', `/api/v1/executions?workflow_id=${wf}&limit=100`, { key: ws.apiKey });
     const listed = new Map((list.json.executions as Json[]).map((x) => [x.execution_id as string, x]));
     expect(listed.size).toBe(ROUNDS);
@@ -284,13 +288,8 @@ describeEachBackend('races over the wire', (backend) => {
     expect(rows.every((r) => r.status === 'success')).toBe(true);
     // Refusals charged nothing: the debits are exactly the accepted runs.
     expect(await workspaceRow(ws.workspaceId)).toEqual({ credits: 10_000 - accepted, running_executions: 0 });
-    // KNOWN BUG (src/executions/start-execution.ts, reserve(): the SELECT that re-reads
-    // the workspace after a refused UPDATE), PostgreSQL only: when the guarded UPDATE is refused because the cap is full, the reason is
-    // re-read by a separate SELECT; under READ COMMITTED an execution that ended in
-    // between has freed a slot, the cap test fails, and the refusal is reported as
-    // 402 insufficient_credits although the workspace has thousands of credits (a
-    // client does not retry a 402). Fix: report 402 only when the re-read shows
-    // credits < 1; otherwise it was the cap (429) — or retry the UPDATE once.
+    // A refusal must be reported from the state it was refused in: a slot freed between
+    // the refused UPDATE and a re-read once turned a 429 into a 402 (clients don't retry 402).
     console.info(`[races] cap ${CAP} (${backend}): ${accepted} of ${10 * RACERS} accepted over 10 rounds; ${samples} samples, max running ${maxRunning}`);
     const misreported = refusals.filter((a) => a.status !== 429 || a.json.error_code !== 'concurrent_execution_limit');
     expect(misreported.map((a) => `${a.status} ${a.json.error_code}`), 'every refusal is 429 concurrent_execution_limit').toEqual([]);
@@ -302,7 +301,7 @@ describeEachBackend('races over the wire', (backend) => {
 
   it('a run-async refused while slots are being freed is 429, never 402 (4 s of churn, cap 1, 30 at a time)', async () => {
     // Same property as above, hunted for longer: the refusal is reported from the state
-    // it was refused in. See the KNOWN BUG note above (PostgreSQL: 402 with credits left).
+    // it was refused in (see above).
     const ws = await t.createWorkspace('cap-churn-long', 100_000);
     expect(await setMaxConcurrent(db(), ws.workspaceId, 1)).toBe(true);
     const wf = await workflow(ws.apiKey, [{ type: 'transform', expression: 'input' }]);

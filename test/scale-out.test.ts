@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { startServer } from '../src/server.js';
 import { BACKENDS, type BackendName, createTestDatabase, describeEachBackend, type TestDatabase } from './helpers/backends.js';
 import { type Child, spawnSkipflow } from './helpers/child.js';
-import { eventually, openMigrated, silentLogger, startTestServer } from './helpers/server.js';
+import { runningExecutions } from './helpers/rows.js';
+import { eventually, openMigrated, settle, silentLogger, startServer, startTestServer } from './helpers/server.js';
 
 // Scale-out: roles, fairness across workspaces, signals across processes, and many
 // processes on one PostgreSQL database with a worker killed halfway.
@@ -35,7 +35,7 @@ describeEachBackend('scale-out: roles and fairness', (backend: BackendName) => {
       expect(api.server.worker).toBeNull();
       const wf = (await api.request({ method: 'POST', url: '/api/v1/workflows', body: { name: 'w', steps: THREE_STEPS } })).json();
       const run = (await api.request({ method: 'POST', url: `/api/v1/workflows/${wf.id}/run-async`, body: { input: { n: 1 } } })).json();
-      await new Promise((r) => setTimeout(r, 300));
+      await settle(300);
       const before = (await api.request({ method: 'GET', url: `/api/v1/executions/${run.execution_id}` })).json();
       expect(before.status).toBe('running');
       const worker = await startServer(loadConfig({}, { databaseUrl: api.database.url, role: 'worker', leaseMs: 2000, pollIntervalMs: 100, logLevel: 'silent' }), {
@@ -131,11 +131,11 @@ describe.runIf(BACKENDS.includes('postgres'))('scale-out: many processes on one 
   it('new work and stops travel across processes at once (LISTEN/NOTIFY, not the poll)', async () => {
     database = await createTestDatabase('postgres');
     const api = await startApi();
-    await spawnRole('worker', { SKIPFLOW_POLL_INTERVAL_MS: '60000' });
+    const worker = await spawnRole('worker', { SKIPFLOW_POLL_INTERVAL_MS: '60000' });
     const db = await openMigrated(database.url);
     try {
-      // Let the worker connect and LISTEN.
-      await new Promise((r) => setTimeout(r, 1500));
+      // The worker logs that it started once it LISTENs.
+      await eventually(async () => worker.output().includes('SkipFlow started'), 15_000);
       const wf = (await (await api.call('POST', '/api/v1/workflows', { name: 'fast', steps: THREE_STEPS })).json()) as { id: string };
       const t0 = Date.now();
       const run = (await (await api.call('POST', `/api/v1/workflows/${wf.id}/run-async`, { input: { n: 1 } })).json()) as { execution_id: string };
@@ -208,7 +208,7 @@ describe.runIf(BACKENDS.includes('postgres'))('scale-out: many processes on one 
       expect(stepRows.every((s) => s.interruptions <= 1)).toBe(true);
       const workspace = await db.db.selectFrom('workspaces').selectAll().executeTakeFirstOrThrow();
       expect(workspace.credits).toBe(5000 - TOTAL);
-      expect(workspace.running_executions).toBe(0);
+      expect(await runningExecutions(db.db)).toBe(0);
     } finally {
       await db.close();
     }

@@ -12,7 +12,7 @@ import type { StepDefinition } from '../src/engine/steps/index.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, startTestServer } from './helpers/server.js';
 
-// SPEC §1, the SSRF rule: an http step may not reach loopback, private, link-local or
+// docs/api.md#steps, the network rule (SSRF): an http step may not reach loopback, private, link-local or
 // multicast addresses, checked after DNS resolution, on the address actually
 // connected to, and again on every redirect.
 //

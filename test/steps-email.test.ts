@@ -12,7 +12,7 @@ import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, startTestServer } from './helpers/server.js';
 import { closedPort } from './helpers/net.js';
 
-// SPEC §1, the `email` step, against a real SMTP server in this process (smtp-server on
+// docs/api.md#steps and docs/steps.md, the `email` step, against a real SMTP server in this process (smtp-server on
 // 127.0.0.1): what the server received (envelope, headers, bodies), the result, each
 // error code and its retry class, stop and timeout closing the connection — and the
 // Welcome Email Workflow of docs/steps.md end to end (http → transform → email).

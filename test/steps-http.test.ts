@@ -10,7 +10,7 @@ import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, startTestServer } from './helpers/server.js';
 import { closedPort } from './helpers/net.js';
 
-// SPEC §1, the `http` step: every field, the stored { status, headers, body } result
+// docs/api.md#steps and docs/steps.md, the `http` step: every field, the stored { status, headers, body } result
 // with its 256 KiB bound, redirects, the Idempotency-Key, timeouts, stop, retries and
 // each error code — against a real HTTP server on 127.0.0.1 (the server under test
 // runs with SKIPFLOW_ALLOW_PRIVATE_NETWORK=1 so it may reach it).

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, startTestServer } from './helpers/server.js';
 
-// SPEC "Wire compatibility": an unmodified official Python client (`lodol`) must work.
+// docs/api.md#wire-compatibility-with-the-official-client: an unmodified official Python client (`lodol`) must work.
 // These tests send over a real socket exactly what that client sends: every POST has
 // `Content-Type: application/json`, an auto-generated uuid4 `Idempotency-Key`, and on
 // run-async and stop an EMPTY body; every GET of an execution carries

@@ -4,9 +4,9 @@ import { SCOPES } from '../src/api-keys/scopes.js';
 import { hashSecret } from '../src/api-keys/secret.js';
 import { createApiKey, findKeyByHash } from '../src/api-keys/store.js';
 import { describeEachBackend } from './helpers/backends.js';
-import { type TestServer, eventually, startTestServer } from './helpers/server.js';
+import { type TestServer, eventually, settle, startTestServer } from './helpers/server.js';
 
-// SPEC §1 (Workflow) and §2 (its routes): the object, cursor pagination, full
+// docs/api.md#workflow and #routes: the object, cursor pagination, full
 // replace with execution snapshots, delete (stops running executions, keeps them
 // readable), write-time validation naming the field, and workspace isolation.
 
@@ -137,7 +137,7 @@ describeEachBackend('workflows', (backend) => {
   describe('replace (PUT)', () => {
     it('replaces name, description and steps, bumps updated_at, keeps id/created_*', async () => {
       const created = (await create({ name: 'v1', description: 'first', steps: [transform('1')] })).json();
-      await new Promise((r) => setTimeout(r, 1100)); // timestamps have seconds precision
+      await settle(1100); // timestamps have seconds precision
       const res = await t.request({ method: 'PUT', url: `/api/v1/workflows/${created.id}`, body: { name: 'v2', steps: [transform('2'), transform('3')] } });
       expect(res.statusCode, res.body).toBe(200);
       const wf = res.json();

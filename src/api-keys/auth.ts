@@ -7,7 +7,7 @@ import type { Scope } from './scopes.js';
 // Authentication is this one hook. Each route declares its scope once, in its
 // options (`config: { scope }`); `public` routes skip authentication. Unknown routes
 // are authenticated too, so an anonymous caller learns nothing about what exists.
-// Order (SPEC §2): 401, then 403, then 429 rate_limited — all before the body is read.
+// Order (docs/api.md#errors): 401, then 403, then 429 rate_limited — all before the body is read.
 
 declare module 'fastify' {
   interface FastifyContextConfig {

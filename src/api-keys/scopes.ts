@@ -1,4 +1,4 @@
-// The scopes of SPEC §1. The product's three keep their exact meaning; the rest are
+// The scopes of docs/api.md#api-keys-and-scopes. The product's three keep their exact meaning; the rest are
 // SkipFlow's. `workflows:delete` is never granted unless asked for, except to the
 // all-scope key made with a workspace.
 

@@ -76,6 +76,9 @@ export interface ExecutionTable {
   lease_owner: string | null;
   /** Fencing token: bumped by every claim; every worker write must carry the current one. */
   lease_token: Generated<number>;
+  /** Takeovers of the current step: claims of a lease its holder let lapse (a dead or
+   * frozen worker). Reset when the execution moves to another step. */
+  interruptions: Generated<number>;
 }
 
 /** A step's row is written when the step first changes (it starts, or ends at once):
@@ -91,7 +94,7 @@ export interface ExecutionStepTable {
   error: string | null;
   error_code: string | null;
   attempts: Generated<number>;
-  /** Times a worker died while this step was in flight (SPEC: 5 → worker_lost). */
+  /** Times a worker died while this step was in flight (docs/api.md#execution: 5 → worker_lost). */
   interruptions: Generated<number>;
   /** What a `running` step is doing: `attempt` (in flight on a worker), `sleep` (a
    * delay until wake_at) or `backoff` (waiting until wake_at to retry); null otherwise. */

@@ -12,7 +12,7 @@ import { param, statement } from '../db/statements.js';
 
 export type ClaimedExecution = Pick<
   ExecutionRow,
-  'id' | 'workspace_id' | 'workflow_id' | 'version_id' | 'workflow_name' | 'input' | 'current_step' | 'lease_token'
+  'id' | 'workspace_id' | 'workflow_id' | 'version_id' | 'workflow_name' | 'input' | 'current_step' | 'lease_token' | 'interruptions'
 > & { steps: ExecutionStepRow[] };
 
 export async function claimBatch(handle: Db, args: { owner: string; limit: number; leaseMs: number }): Promise<ClaimedExecution[]> {
@@ -30,11 +30,14 @@ export async function claimBatch(handle: Db, args: { owner: string; limit: numbe
         lease_owner: args.owner,
         lease_token: sql`lease_token + 1`,
         available_at: sql`${now} + ${args.leaseMs}`,
+        // A lease still held (not handed back by a sleep or a shutdown) has lapsed: its
+        // worker died or froze in the middle of the current step.
+        interruptions: sql`case when lease_owner is null then interruptions else interruptions + 1 end`,
       })
       .where('id', 'in', ids)
       .where('status', '=', 'running')
       .where('available_at', '<=', now)
-      .returning(['id', 'workspace_id', 'workflow_id', 'version_id', 'workflow_name', 'input', 'current_step', 'lease_token'])
+      .returning(['id', 'workspace_id', 'workflow_id', 'version_id', 'workflow_name', 'input', 'current_step', 'lease_token', 'interruptions'])
       .execute();
   });
   if (claimed.length === 0) return [];

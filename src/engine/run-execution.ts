@@ -15,11 +15,10 @@ import type { ExpressionContext, StepOutcome, StepServices } from './steps/step-
 // depends on it happens:
 // - a step that has effects outside the execution (http, email, a delay) is marked
 //   `running` by a checkpoint before its attempt — together with the end of the step
-//   before it — so a worker that dies mid-attempt leaves a trace: the step runs again
-//   (at-least-once), without using its retry budget, and fails with `worker_lost`
-//   after MAX_INTERRUPTIONS;
-// - a pure step (a transform) is not marked first; its end is committed before the
-//   next step starts;
+//   before it — so a poll sees it run; a pure step (a transform) is not marked first;
+// - a step whose worker died is run again (at-least-once) without using its retry
+//   budget; the claim that takes the lapsed lease over counts the interruption, and
+//   after MAX_INTERRUPTIONS of one step it fails with `worker_lost`;
 // - a completed step's result is durable before anything after it happens, and it is
 //   never run again (its row says `completed`).
 // A checkpoint that is fenced out (lease lost, execution stopped) ends the run as
@@ -109,6 +108,11 @@ async function startStep(run: Run, i: number): Promise<Start> {
   const type = stepType(def.type)!;
   const row = run.row(i);
   const now = run.now();
+  // Takeovers of this step (the claim counts them): the workers that ran it died.
+  const interruptions = i === run.claimed.current_step ? run.claimed.interruptions : 0;
+  if (interruptions >= MAX_INTERRUPTIONS) {
+    return { failure: new StepFailure('worker_lost', `The worker running this step was lost ${interruptions} times; the step is not tried again.`) };
+  }
   // Rows of an older layout (`pending` placeholders), or past the execution's
   // position, are fresh.
   if (row.status === 'pending' || i !== run.claimed.current_step) {
@@ -121,33 +125,30 @@ async function startStep(run: Run, i: number): Promise<Start> {
       if (error instanceof StepFailure) return { failure: error };
       throw error;
     }
+    const running = { status: 'running', phase: 'attempt', attempts: 1, started_at: now, interruptions } as const;
     if (type.pure) {
-      run.rows[i] = { ...row, status: 'running', phase: 'attempt', attempts: 1, started_at: now };
+      run.rows[i] = { ...row, ...running };
       return { attempt: 1, wakeAt: null, marked: false };
     }
-    run.write(i, { status: 'running', phase: 'attempt', attempts: 1, started_at: now });
+    run.write(i, running);
     return { attempt: 1, wakeAt: null, marked: true };
   }
   switch (row.phase) {
     case 'sleep':
       // Waking: the step's next write is its end. A worker that dies before then
       // leaves it asleep with a past wake time, and the next claim wakes it again.
+      run.rows[i] = { ...row, interruptions };
       return { attempt: row.attempts, wakeAt: row.wake_at, marked: false };
     case 'backoff':
-      run.write(i, { phase: 'attempt', wake_at: null, attempts: row.attempts + 1 });
+      run.write(i, { phase: 'attempt', wake_at: null, attempts: row.attempts + 1, interruptions });
       return { attempt: row.attempts + 1, wakeAt: null, marked: true };
     case 'attempt':
-    case null: {
-      // In an attempt on a fresh claim: the previous holder died mid-attempt.
-      const interruptions = row.interruptions + 1;
-      if (interruptions >= MAX_INTERRUPTIONS) {
-        return { failure: new StepFailure('worker_lost', `The worker running this step was lost ${interruptions} times; the step is not tried again.`) };
-      }
-      // A delay that had already woken keeps its stored wake-up time (wake_at is only
-      // set while sleeping or just after waking), so it neither sleeps again nor fires early.
-      run.write(i, { interruptions });
+    case null:
+      // Its attempt did not end (the worker died, or handed it back at shutdown): it
+      // runs again, without using its retry budget. A delay that had already woken
+      // keeps its stored wake-up time, so it neither sleeps again nor fires early.
+      run.rows[i] = { ...row, interruptions };
       return { attempt: row.attempts, wakeAt: row.wake_at, marked: true };
-    }
     default: {
       const never: never = row.phase;
       throw new Error(`unknown step phase ${String(never)}`);

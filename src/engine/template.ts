@@ -1,6 +1,6 @@
 import { compileError, evaluate } from './expressions.js';
 
-// `{{ expr }}` templates in step fields (SPEC §1). A string that is exactly one
+// `{{ expr }}` templates in step fields (docs/api.md#steps). A string that is exactly one
 // template takes the expression's value with its JSON type; a string that mixes text
 // and templates stays a string, each value rendered as text (objects as JSON).
 

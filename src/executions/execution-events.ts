@@ -4,7 +4,7 @@ import { notFound } from '../errors.js';
 import { isId } from '../lib/ids.js';
 import { findExecution, stepsOf, toExecutionView, toStepView } from './store.js';
 
-// GET /executions/:id/events (SPEC §4): a Server-Sent Events stream of the execution's
+// GET /executions/:id/events (docs/api.md#long-polling-and-events): a Server-Sent Events stream of the execution's
 // step and status changes until it ends. Each change is found by re-reading the rows
 // (every POLL_MS), which works whichever process runs the execution; a comment line
 // every HEARTBEAT_MS keeps proxies from closing a stream that waits on a long delay.

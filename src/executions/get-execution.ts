@@ -11,7 +11,7 @@ const WAIT_POLL_MS = 100;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** GET /executions/:id as JSON text: a finished execution from the cache, a running one
- * from the database (a poll must see every change). With `waitSeconds` (SPEC §4), a
+ * from the database (a poll must see every change). With `waitSeconds` (docs/api.md#long-polling-and-events), a
  * running execution is re-read until it ends or the wait is over. */
 export async function readExecutionJson(
   deps: Pick<AppDeps, 'db'>,

@@ -1,5 +1,5 @@
 // A finished execution never changes again (success, failed and stopped are final;
-// SPEC §1), so its rendered JSON can be kept and served to every later poll without a
+// docs/api.md#execution), so its rendered JSON can be kept and served to every later poll without a
 // query — the same answer on every process, since nothing can make it stale. Running
 // executions are always read from the database. Bounded by total size (LRU).
 

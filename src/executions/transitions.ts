@@ -26,13 +26,15 @@ export const lockExecutions = statement('transition:lock', () =>
   sql`select id from executions where id = any(${param('ids')}::text[]) order by id for update`,
 );
 
-/** A step boundary: the execution moves on to `current_step`, keeping its lease. */
+/** A step boundary: the execution moves on to `current_step`, keeping its lease (and
+ * its count of interruptions starts again for a new step). */
 export const progress = statement<{ id: string }>('transition:progress', (_db, dialect) =>
   dialect === 'postgres'
-    ? sql`update executions e set current_step = r.current_step
+    ? sql`update executions e set current_step = r.current_step, interruptions = case when e.current_step = r.current_step then e.interruptions else 0 end
         from json_to_recordset(${param('rows')}::json) as r(id text, token int, current_step int)
         where e.id = r.id and e.lease_token = r.token and e.status = 'running' returning e.id`
-    : sql`update executions set current_step = r.value ->> 'current_step'
+    : sql`update executions set current_step = r.value ->> 'current_step',
+          interruptions = case when executions.current_step = r.value ->> 'current_step' then executions.interruptions else 0 end
         from json_each(${param('rows')}) as r
         where executions.id = r.value ->> 'id' and executions.lease_token = r.value ->> 'token' and executions.status = 'running'
         returning executions.id`,

@@ -31,7 +31,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
 
   app.setValidatorCompiler(validatorCompiler);
-  // Response schemas document the API; the handlers build exactly the objects SPEC
+  // Response schemas document the API; the handlers build exactly the objects docs/api.md
   // describes, so plain JSON.stringify is the serializer (no field silently dropped).
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.decorateRequest('auth', null as never);

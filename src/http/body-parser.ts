@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { ApiError, invalid } from '../errors.js';
 
-// Request bodies (SPEC §2): JSON only, at most 1 MiB, nested at most MAX_JSON_DEPTH
+// Request bodies (docs/api.md#conventions): JSON only, at most 1 MiB, nested at most MAX_JSON_DEPTH
 // levels; an empty body is `{}` whatever its Content-Type says (the official client
 // sends `Content-Type: application/json` with no body on run-async and stop).
 

@@ -4,7 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { ApiError, type ErrorCode } from '../errors.js';
 import { BODY_LIMIT_BYTES } from './body-parser.js';
 
-// The one place errors are rendered (SPEC §2): every error — ours, Fastify's, a
+// The one place errors are rendered (docs/api.md#errors): every error — ours, Fastify's, a
 // validator's, a bug's — leaves as `{ error, error_code }`. A 500 is logged with its
 // stack and the request id; the client gets neither the stack nor the message.
 
@@ -67,7 +67,7 @@ export function setBaseHeaders(request: FastifyRequest, reply: FastifyReply): vo
 }
 
 /** For Fastify's `clientErrorHandler`: requests Node refuses before Fastify sees them
- * (headers over 16 KiB, a request line that is not HTTP) still get SPEC's body. */
+ * (headers over 16 KiB, a request line that is not HTTP) still get the documented body. */
 export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
   if (!socket.writable) {
     socket.destroy();

@@ -2,7 +2,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { invalid, type ApiError } from '../errors.js';
 
-// Turns TypeBox's first error into SPEC's message convention, naming the exact field:
+// Turns TypeBox's first error into the documented message convention, naming the exact field:
 // `/steps/2/retry/max_attempts` → `steps[2].retry.max_attempts`.
 
 export function fieldPath(pointer: string, prefix = ''): string {

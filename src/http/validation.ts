@@ -6,7 +6,7 @@ import { firstSchemaError } from './schema-errors.js';
 // Route schemas are TypeBox; the same schemas validate requests (here), type the
 // handlers (the type provider) and describe the API (@fastify/swagger). Validation
 // uses TypeBox's compiler rather than Ajv so that every message names the field in
-// SPEC's convention. Query strings arrive as text and are converted first.
+// docs/api.md's convention. Query strings arrive as text and are converted first.
 
 const INTEGER_TEXT = /^-?\d+$/;
 const NUMBER_TEXT = /^-?\d+(\.\d+)?$/;

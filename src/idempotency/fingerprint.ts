@@ -5,7 +5,7 @@ import canonicalizeModule from 'canonicalize';
 // default import is the function itself.
 const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
 
-// SPEC §2: a request's fingerprint is its method, its path without the query string,
+// docs/api.md#idempotency: a request's fingerprint is its method, its path without the query string,
 // and its body canonicalised as RFC 8785 JSON (an empty body counts as `{}`), so
 // `{"a":1,"b":2}` and `{ "b": 2, "a": 1 }` are the same request.
 

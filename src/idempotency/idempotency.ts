@@ -4,7 +4,7 @@ import { ApiError, invalid } from '../errors.js';
 import { DAY_MS } from '../lib/time.js';
 import { fingerprint } from './fingerprint.js';
 
-// Idempotency keys (SPEC §2) on run-async and stop. The response of a success is
+// Idempotency keys (docs/api.md#idempotency) on run-async and stop. The response of a success is
 // stored in the same transaction as its effect, so "the execution exists" and "the
 // key is recorded" are one fact. Errors are never stored: the key stays free.
 // Concurrent duplicates: on SQLite transactions are serial, so the second sees the

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-// Ids are laid out as a MongoDB ObjectId (SPEC §1): 4-byte big-endian Unix seconds,
+// Ids are laid out as a MongoDB ObjectId (docs/api.md#identifiers): 4-byte big-endian Unix seconds,
 // a 5-byte random value chosen once per process, a 3-byte counter. Ids made by one
 // process therefore sort in creation order, which is what cursor pagination relies on.
 

@@ -1,5 +1,5 @@
 // Times are stored as integer milliseconds since the epoch and rendered in exactly
-// one public format (SPEC §1): `YYYY-MM-DDTHH:MM:SS+00:00`, seconds precision.
+// one public format (docs/api.md#timestamps): `YYYY-MM-DDTHH:MM:SS+00:00`, seconds precision.
 
 export interface Clock {
   now(): number;

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from '../db/open.js';
 import type { Clock } from '../lib/time.js';
 
-// SPEC §2: a fixed 60-second window per workspace, shared by all its keys and by all
+// docs/api.md#limits: a fixed 60-second window per workspace, shared by all its keys and by all
 // api processes on one database; rejected requests do not count.
 //
 // On SQLite there is exactly one server process, so the window lives in memory and

@@ -9,7 +9,7 @@ import { WorkflowEnvelope, type WorkflowInput } from './schemas.js';
 // meets a step it cannot even parse: unknown types, missing or extra fields, JSONata
 // that does not compile and broken {{ }} templates are 400s naming the exact field.
 
-// Fields that are never templated (SPEC §1): `type`, `name`, and the JSONata ones.
+// Fields that are never templated (docs/api.md#steps): `type`, `name`, and the JSONata ones.
 const UNTEMPLATED = new Set(['type', 'name', 'if']);
 
 function validateStep(step: unknown, index: number): void {

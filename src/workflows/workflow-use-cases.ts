@@ -28,7 +28,7 @@ export async function replaceWorkflowById(
 }
 
 /** Deletes the workflow and, in the same transaction, stops its running executions
- * (SPEC §1: they are `stopped` before the response returns, and stay readable). */
+ * (docs/api.md#workflow: they are `stopped` before the response returns, and stay readable). */
 export async function deleteWorkflow(deps: Deps, args: { auth: AuthContext; id: string }) {
   const { workspaceId } = args.auth;
   const { name, stopped } = await deps.db.db.transaction().execute(async (trx) => {

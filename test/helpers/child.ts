@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { track } from './leaks.js';
 
 // A real `skipflow` process (from dist/, built by `npm test` before the suite runs).
 
@@ -23,6 +24,12 @@ export function spawnSkipflow(args: string[], env: Record<string, string>): Chil
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exit = once(child, 'exit').then(([code]) => code as number | null);
+  // Running until it exits: a test that ends with it alive leaked it.
+  const untrack = track(`spawnSkipflow(${args.join(' ')})`, async () => {
+    child.kill('SIGKILL');
+    await exit;
+  });
+  void exit.then(untrack);
   return {
     process: child,
     output: () => out,

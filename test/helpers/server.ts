@@ -2,10 +2,11 @@ import type { LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
 import { type Config, loadConfig } from '../../src/config.js';
 import { migrate } from '../../src/db/migrate.js';
-import { openDb } from '../../src/db/open.js';
-import { type Server, type StartOptions, startServer } from '../../src/server.js';
+import { type Db, type OpenOptions, openDb } from '../../src/db/open.js';
+import { type Server, type StartOptions, startServer as startRealServer } from '../../src/server.js';
 import { createWorkspaceWithKey } from '../../src/workspaces/create-workspace.js';
 import { type BackendName, type TestDatabase, createTestDatabase } from './backends.js';
+import { track } from './leaks.js';
 
 // A real SkipFlow (API + worker) on a fresh database of the given backend. Tests talk
 // to it through app.inject() (no socket) or, when they need the wire, by listening.
@@ -32,10 +33,15 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const database = await createTestDatabase(backend);
   const config = loadConfig({}, { databaseUrl: database.url, rateLimitPerMinute: 0, logLevel: 'silent', leaseMs: 2000, pollIntervalMs: 100, engineThread: false, ...overrides });
-  const server = await startServer(config, { logger: silentLogger, listen: false, ...options });
+  const server = await startRealServer(config, { logger: silentLogger, listen: false, ...options });
   if (!server.bootstrapKey) throw new Error('expected a fresh database to bootstrap the Default workspace');
   const apiKey = server.bootstrapKey.api_key;
   const app = server.app!;
+  const closeAll = async () => {
+    await server.close();
+    await database.drop();
+  };
+  const untrack = track(`startTestServer(${backend})`, closeAll);
   return {
     server,
     database,
@@ -60,8 +66,8 @@ export async function startTestServer(
       return { workspaceId: created.workspace_id, apiKey: created.api_key };
     },
     close: async () => {
-      await server.close();
-      await database.drop();
+      untrack();
+      await closeAll();
     },
   };
 }
@@ -77,9 +83,42 @@ export async function eventually<T>(check: () => Promise<T | undefined | null | 
   }
 }
 
+/** Waits a fixed time on purpose: to show that something does NOT happen meanwhile (no
+ * condition wait can prove an absence), or to let wall-clock time pass (an expiry, a
+ * due time). Waiting for something to happen is `eventually`'s job. */
+export function settle(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** src/server.ts's startServer, tracked until closed (test/helpers/leaks.ts). */
+export async function startServer(config: Config, options: StartOptions = {}): Promise<Server> {
+  const server = await startRealServer(config, options);
+  const close = server.close.bind(server);
+  const untrack = track(`startServer(role ${config.role})`, close);
+  return Object.assign(server, {
+    close: () => {
+      untrack();
+      return close();
+    },
+  });
+}
+
+/** src/db/open.ts's openDb, tracked until closed. */
+export function openTestDb(url: string, options: OpenOptions = {}): Db {
+  const db = openDb(url, options);
+  const close = db.close.bind(db);
+  const untrack = track(`openDb(${url.split(':')[0]})`, close);
+  return Object.assign(db, {
+    close: () => {
+      untrack();
+      return close();
+    },
+  });
+}
+
 /** Opens and migrates a database directly (for tests that inspect rows). */
-export async function openMigrated(url: string) {
-  const db = openDb(url, { poolSize: 4 });
+export async function openMigrated(url: string): Promise<Db> {
+  const db = openTestDb(url, { poolSize: 4 });
   await migrate(db);
   return db;
 }

@@ -1,6 +1,6 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 
-// Which IP addresses an http step may connect to (SPEC §1, the SSRF rule). A policy
+// Which IP addresses an http step may connect to (docs/api.md#steps, the SSRF rule). A policy
 // sees addresses only — after DNS resolution, never host names — so every spelling
 // of an address (2130706433, 0177.0.0.1, 127.1, ::ffff:7f00:1, a name that resolves
 // to it) meets the same check. The guarded dispatcher applies it to the very address

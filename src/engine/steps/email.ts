@@ -7,7 +7,7 @@ import { StepFailure } from '../step-errors.js';
 import { hasTemplate } from '../template.js';
 import { type StepType, stepSchema } from './step-type.js';
 
-// The `email` step (SPEC §1): one message through the operator's SMTP server
+// The `email` step (docs/api.md#steps): one message through the operator's SMTP server
 // (SKIPFLOW_SMTP_URL). One transport per SMTP URL, unpooled: each message has its own
 // connection, which this module opens itself (nodemailer's getSocket hook) so that a
 // stop or a timeout can cut exactly that message's connection. nodemailer takes no
