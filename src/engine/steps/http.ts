@@ -1,9 +1,8 @@
 import { STATUS_CODES } from 'node:http';
 import { Type } from '@sinclair/typebox';
 import type { Dispatcher } from 'undici';
-import { allowAllPolicy, privateNetworkPolicy } from '../net/address-policy.js';
 import { type OutgoingRequest, exchange, isHttpUrl } from '../net/follow-redirects.js';
-import { sharedGuardedAgent } from '../net/guarded-dispatcher.js';
+import { outboundDispatcher } from '../net/guarded-dispatcher.js';
 import { networkFailure } from '../net/network-failure.js';
 import { parseRetryAfter, readResponseBody } from '../net/response-body.js';
 import { StepFailure } from '../step-errors.js';
@@ -216,5 +215,5 @@ export function createHttpStep(options: HttpStepOptions): StepType<typeof schema
 }
 
 export const httpStep = createHttpStep({
-  dispatcher: (services) => sharedGuardedAgent(services.allowPrivateNetwork ? allowAllPolicy : privateNetworkPolicy),
+  dispatcher: (services) => outboundDispatcher(services.allowPrivateNetwork),
 });
