@@ -18,6 +18,10 @@ export interface Config {
   readonly leaseMs: number;
   /** Fallback poll interval of idle workers (new work normally wakes them at once). */
   readonly pollIntervalMs: number;
+  /** Largest step result stored, as JSON bytes; over it the step fails with result_too_large. */
+  readonly maxResultBytes: number;
+  /** Largest total of one execution's stored step results (bounds a GET with step results). */
+  readonly maxExecutionResultBytes: number;
 }
 
 export class ConfigError extends Error {}
@@ -55,6 +59,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (allowPrivate !== undefined && !['', '0', '1'].includes(allowPrivate)) {
     throw new ConfigError(`SKIPFLOW_ALLOW_PRIVATE_NETWORK must be 1 or unset, got "${allowPrivate}"`);
   }
+  const maxResultBytes = integer(env, 'SKIPFLOW_MAX_RESULT_BYTES', 1_048_576, 1024, 268_435_456);
+  const maxExecutionResultBytes = integer(env, 'SKIPFLOW_MAX_EXECUTION_RESULT_BYTES', 16_777_216, 1024, 1_073_741_824);
+  if (maxExecutionResultBytes < maxResultBytes) {
+    throw new ConfigError(
+      `SKIPFLOW_MAX_EXECUTION_RESULT_BYTES (${maxExecutionResultBytes}) must be at least SKIPFLOW_MAX_RESULT_BYTES (${maxResultBytes}): one step's result must fit in its execution's total`,
+    );
+  }
   return Object.freeze({
     databaseUrl: databaseUrl(env),
     host: env.HOST || '127.0.0.1',
@@ -67,6 +78,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     logLevel,
     leaseMs: integer(env, 'SKIPFLOW_LEASE_MS', 15_000, 500, 600_000),
     pollIntervalMs: integer(env, 'SKIPFLOW_POLL_INTERVAL_MS', 500, 10, 60_000),
+    maxResultBytes,
+    maxExecutionResultBytes,
     ...overrides,
   });
 }

@@ -65,7 +65,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const runsWorker = config.role === 'all' || config.role === 'worker';
   const app = runsApi ? await buildApp(deps) : null;
   const worker = runsWorker
-    ? new Worker({ db, clock, logger, signals, concurrency: config.workerConcurrency, leaseMs: config.leaseMs, pollIntervalMs: config.pollIntervalMs, services: { allowPrivateNetwork: config.allowPrivateNetwork, smtpUrl: config.smtpUrl } })
+    ? new Worker({ db, clock, logger, signals, concurrency: config.workerConcurrency, leaseMs: config.leaseMs, pollIntervalMs: config.pollIntervalMs, services: { allowPrivateNetwork: config.allowPrivateNetwork, smtpUrl: config.smtpUrl, maxResultBytes: config.maxResultBytes, maxExecutionResultBytes: config.maxExecutionResultBytes } })
     : null;
   worker?.start();
   if (app && options.listen !== false) await app.listen({ port: config.port, host: config.host });

@@ -62,3 +62,20 @@ describe('configuration', () => {
     });
   });
 });
+
+describe('result bounds', () => {
+  it('default to 1 MiB per step and 16 MiB per execution, and read their variables', () => {
+    expect(loadConfig({})).toMatchObject({ maxResultBytes: 1_048_576, maxExecutionResultBytes: 16_777_216 });
+    expect(loadConfig({ SKIPFLOW_MAX_RESULT_BYTES: '2048', SKIPFLOW_MAX_EXECUTION_RESULT_BYTES: '4096' })).toMatchObject({
+      maxResultBytes: 2048,
+      maxExecutionResultBytes: 4096,
+    });
+  });
+
+  it('refuse bad values, and a total smaller than one step', () => {
+    for (const env of [{ SKIPFLOW_MAX_RESULT_BYTES: '10' }, { SKIPFLOW_MAX_RESULT_BYTES: 'lots' }, { SKIPFLOW_MAX_EXECUTION_RESULT_BYTES: '0' }]) {
+      expect(() => loadConfig(env), JSON.stringify(env)).toThrow(Object.keys(env)[0]!);
+    }
+    expect(() => loadConfig({ SKIPFLOW_MAX_RESULT_BYTES: '8192', SKIPFLOW_MAX_EXECUTION_RESULT_BYTES: '4096' })).toThrow(/must be at least SKIPFLOW_MAX_RESULT_BYTES/);
+  });
+});

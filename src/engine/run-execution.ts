@@ -4,6 +4,7 @@ import { backoffDelay, retryPolicy } from '../lib/backoff.js';
 import type { Clock } from '../lib/time.js';
 import type { Checkpoint, Checkpointer, StepWrite } from './checkpoint.js';
 import type { ClaimedExecution } from './lease.js';
+import { stepResultText } from './execution-result-budget.js';
 import { Abandoned, evaluateCondition, runAttempt, timeoutOf } from './run-step.js';
 import { StepFailure } from './step-errors.js';
 import { type StepDefinition, stepType } from './steps/index.js';
@@ -153,9 +154,11 @@ async function runOneStep(deps: RunnerDeps, run: Run, i: number, signal: AbortSi
       deps.onSleep(outcome.until);
       return 'released';
     }
+    const stored = stepResultText(run.claimed, outcome.result, deps.services);
+    if (!stored.ok) return endWithFailure(deps, run, i, stored.failure); // once, never retried
     run.writes.push({
       idx: i,
-      set: { status: 'completed', phase: null, result: JSON.stringify(outcome.result), error: null, error_code: null, completed_at: now },
+      set: { status: 'completed', phase: null, result: stored.text, error: null, error_code: null, completed_at: now },
     });
     return { result: outcome.result };
   } catch (error) {
