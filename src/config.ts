@@ -22,6 +22,10 @@ export interface Config {
   readonly maxResultBytes: number;
   /** Largest total of one execution's stored step results (bounds a GET with step results). */
   readonly maxExecutionResultBytes: number;
+  /** Failed authentications per minute per client address before 429; 0 disables. */
+  readonly authFailuresPerMinute: number;
+  /** Server-Sent Events streams and long polls one workspace may hold open at once, per api process. */
+  readonly maxOpenStreamsPerWorkspace: number;
 }
 
 export class ConfigError extends Error {}
@@ -80,6 +84,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     pollIntervalMs: integer(env, 'SKIPFLOW_POLL_INTERVAL_MS', 500, 10, 60_000),
     maxResultBytes,
     maxExecutionResultBytes,
+    authFailuresPerMinute: integer(env, 'SKIPFLOW_AUTH_FAILURE_LIMIT', 20, 0, 1_000_000),
+    maxOpenStreamsPerWorkspace: integer(env, 'SKIPFLOW_MAX_OPEN_STREAMS', 50, 1, 100_000),
     ...overrides,
   });
 }

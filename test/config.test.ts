@@ -79,3 +79,15 @@ describe('result bounds', () => {
     expect(() => loadConfig({ SKIPFLOW_MAX_RESULT_BYTES: '8192', SKIPFLOW_MAX_EXECUTION_RESULT_BYTES: '4096' })).toThrow(/must be at least SKIPFLOW_MAX_RESULT_BYTES/);
   });
 });
+
+describe('amplification bounds', () => {
+  it('default to 20 failed authentications a minute per address and 50 open streams per workspace', () => {
+    expect(loadConfig({})).toMatchObject({ authFailuresPerMinute: 20, maxOpenStreamsPerWorkspace: 50 });
+    expect(loadConfig({ SKIPFLOW_AUTH_FAILURE_LIMIT: '0', SKIPFLOW_MAX_OPEN_STREAMS: '7' })).toMatchObject({ authFailuresPerMinute: 0, maxOpenStreamsPerWorkspace: 7 });
+  });
+
+  it('name a bad value', () => {
+    expect(() => loadConfig({ SKIPFLOW_AUTH_FAILURE_LIMIT: '-1' })).toThrow('SKIPFLOW_AUTH_FAILURE_LIMIT');
+    expect(() => loadConfig({ SKIPFLOW_MAX_OPEN_STREAMS: '0' })).toThrow('SKIPFLOW_MAX_OPEN_STREAMS');
+  });
+});
