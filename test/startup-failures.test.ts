@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type TestDatabase, createTestDatabase, describeEachBackend } from './helpers/backends.js';
 import { CLI } from './helpers/child.js';
 import { closedPort } from './helpers/net.js';
+import { openMigrated } from './helpers/server.js';
 
 // Every start-up failure ends the process non-zero with one line on stderr that names
 // the cause — never a hang, never a stack trace. Each case spawns the built CLI; a
@@ -116,5 +117,13 @@ describeEachBackend('start-up failures', (backend) => {
     const port = (busy.address() as AddressInfo).port;
     const ended = await runUntilExit(['serve', '--port', String(port)], { SKIPFLOW_DATABASE_URL: database.url });
     expectOneLine(ended, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the port is already in use`));
+    // Refused before the database was touched: the Default workspace (whose key is
+    // printed once) was not created, so the next start that succeeds prints its key.
+    const db = await openMigrated(database.url);
+    try {
+      expect(await db.db.selectFrom('workspaces').select('id').execute()).toEqual([]);
+    } finally {
+      await db.close();
+    }
   });
 });

@@ -3,6 +3,7 @@ import { type Role, loadConfig } from '../../config.js';
 import { migrate } from '../../db/migrate.js';
 import { openDb } from '../../db/open.js';
 import { checkDatabase } from '../check-database.js';
+import { checkPortFree } from '../check-port.js';
 import { CliError, positiveInt, print } from '../output.js';
 import { startupFailureMessage } from '../startup-failure.js';
 
@@ -24,6 +25,7 @@ export function serveCommands(program: Command): void {
       const { startServer } = await import('../../server.js');
       let server: Awaited<ReturnType<typeof startServer>>;
       try {
+        if (config.role !== 'worker') await checkPortFree(config.port, config.host);
         await checkDatabase(config.databaseUrl);
         server = await startServer(config);
       } catch (error) {
