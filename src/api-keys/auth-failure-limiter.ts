@@ -38,26 +38,21 @@ export class AuthFailureLimiter {
     readonly limitPerMinute: number,
   ) {}
 
-  #window(address: string): Window {
-    const key = clientKey(address);
-    const now = this.clock.now();
-    let window = this.#windows.get(key);
-    if (!window || now - window.start >= MINUTE_MS) {
-      window = { start: now, failures: 0 };
-      this.#windows.set(key, window);
-    }
-    return window;
-  }
-
   /** Seconds until `address` may try again, or null when it is within its budget. */
   retryAfterSeconds(address: string): number | null {
-    const window = this.#window(address);
-    if (window.failures < this.limitPerMinute) return null;
-    return Math.max(1, Math.ceil((window.start + MINUTE_MS - this.clock.now()) / 1000));
+    // peek: a client that never fails is never tracked, and checking is not a use.
+    const window = this.#windows.peek(clientKey(address));
+    const now = this.clock.now();
+    if (!window || now - window.start >= MINUTE_MS || window.failures < this.limitPerMinute) return null;
+    return Math.max(1, Math.ceil((window.start + MINUTE_MS - now) / 1000));
   }
 
   recordFailure(address: string): void {
-    this.#window(address).failures++;
+    const key = clientKey(address);
+    const now = this.clock.now();
+    const window = this.#windows.get(key);
+    if (window && now - window.start < MINUTE_MS) window.failures++;
+    else this.#windows.set(key, { start: now, failures: 1 });
   }
 }
 
