@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 
-// SPEC §5: the configuration table's defaults, and bad values named at boot.
+// The configuration table's defaults, and bad values named at boot.
 
 describe('configuration', () => {
-  it('defaults to SPEC §5', () => {
+  it('defaults to the documented table', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
       databaseUrl: 'sqlite:./data/skipflow.db',
@@ -20,7 +20,7 @@ describe('configuration', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
-  it('takes over a dead worker’s executions within 30 seconds by default (SPEC §1)', () => {
+  it('takes over a dead worker’s executions within 30 seconds by default', () => {
     // A claim is retaken when its lease expires: the lease must be shorter than the bound.
     expect(loadConfig({}).leaseMs).toBeLessThanOrEqual(30_000);
   });

@@ -13,7 +13,7 @@ import type { StepDefinition } from '../src/engine/steps/index.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, startTestServer } from './helpers/server.js';
 
-// SPEC §1, the SSRF rule: an http step may not reach loopback, private, link-local or
+// The SSRF rule: an http step may not reach loopback, private, link-local or
 // multicast addresses, checked after DNS resolution, on the address actually
 // connected to, and again on every redirect.
 //

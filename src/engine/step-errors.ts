@@ -1,5 +1,5 @@
 // Step failures are data: a stable code, a message that says what to fix, and whether
-// trying again can help (SPEC §1 step error codes; a code never changes meaning).
+// trying again can help (a code never changes meaning).
 
 export const STEP_ERROR_CODES = [
   'expression_error',

@@ -9,7 +9,7 @@ import { StepFailure } from '../step-errors.js';
 import { hasTemplate } from '../template.js';
 import { type StepServices, type StepType, stepSchema } from './step-type.js';
 
-// The `http` step (SPEC §1): one request, redirects followed through the SSRF guard,
+// The `http` step: one request, redirects followed through the SSRF guard,
 // the response stored as { status, headers, body } with the body bounded. Fields are
 // checked at write time when they are literal, and again after rendering.
 
