@@ -21,6 +21,14 @@ export interface Config {
   /** In an `all` process, run the engine on its own thread (with its own database
    * connection) instead of on the API's event loop. */
   readonly engineThread: boolean;
+  /** Largest step result stored, as JSON bytes; over it the step fails with result_too_large. */
+  readonly maxResultBytes: number;
+  /** Largest total of one execution's stored step results (bounds a GET with step results). */
+  readonly maxExecutionResultBytes: number;
+  /** Failed authentications per minute per client address before 429; 0 disables. */
+  readonly authFailuresPerMinute: number;
+  /** Server-Sent Events streams and long polls one workspace may hold open at once, per api process. */
+  readonly maxOpenStreamsPerWorkspace: number;
 }
 
 export class ConfigError extends Error {}
@@ -62,6 +70,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (engineThread !== undefined && !['', '0', '1'].includes(engineThread)) {
     throw new ConfigError(`SKIPFLOW_ENGINE_THREAD must be 0 or 1, got "${engineThread}"`);
   }
+  const maxResultBytes = integer(env, 'SKIPFLOW_MAX_RESULT_BYTES', 1_048_576, 1024, 268_435_456);
+  const maxExecutionResultBytes = integer(env, 'SKIPFLOW_MAX_EXECUTION_RESULT_BYTES', 16_777_216, 1024, 1_073_741_824);
+  if (maxExecutionResultBytes < maxResultBytes) {
+    throw new ConfigError(
+      `SKIPFLOW_MAX_EXECUTION_RESULT_BYTES (${maxExecutionResultBytes}) must be at least SKIPFLOW_MAX_RESULT_BYTES (${maxResultBytes}): one step's result must fit in its execution's total`,
+    );
+  }
   return Object.freeze({
     databaseUrl: databaseUrl(env),
     host: env.HOST || '127.0.0.1',
@@ -75,6 +90,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     leaseMs: integer(env, 'SKIPFLOW_LEASE_MS', 15_000, 500, 600_000),
     pollIntervalMs: integer(env, 'SKIPFLOW_POLL_INTERVAL_MS', 500, 10, 60_000),
     engineThread: engineThread !== '0',
+    maxResultBytes,
+    maxExecutionResultBytes,
+    authFailuresPerMinute: integer(env, 'SKIPFLOW_AUTH_FAILURE_LIMIT', 20, 0, 1_000_000),
+    maxOpenStreamsPerWorkspace: integer(env, 'SKIPFLOW_MAX_OPEN_STREAMS', 50, 1, 100_000),
     ...overrides,
   });
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { AuthFailureLimiter } from './api-keys/auth-failure-limiter.js';
 import type { KeyVerifier } from './api-keys/key-verifier.js';
 import type { Config } from './config.js';
 import type { Db } from './db/open.js';
@@ -14,5 +15,7 @@ export interface AppDeps {
   readonly logger: Logger;
   readonly keys: KeyVerifier;
   readonly rateLimiter: RateLimiter | null;
+  /** Failed authentications per client address; null when SKIPFLOW_AUTH_FAILURE_LIMIT=0. */
+  readonly authFailures?: AuthFailureLimiter | null;
   readonly signals: Signals;
 }

@@ -1,3 +1,4 @@
+import { createAuthFailureLimiter } from './api-keys/auth-failure-limiter.js';
 import { KeyVerifier } from './api-keys/key-verifier.js';
 import { bootstrapDefaultWorkspace } from './bootstrap.js';
 import type { Config } from './config.js';
@@ -61,7 +62,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const created = await bootstrapDefaultWorkspace(db, clock);
   const signals = options.signals ?? (await db.createSignals(logger));
   const keys = new KeyVerifier(db, clock);
-  const deps: AppDeps = { config, db, clock, logger, keys, rateLimiter: createRateLimiter(db, config.rateLimitPerMinute, clock), signals };
+  const deps: AppDeps = { config, db, clock, logger, keys, rateLimiter: createRateLimiter(db, config.rateLimitPerMinute, clock), authFailures: createAuthFailureLimiter(clock, config.authFailuresPerMinute), signals };
 
   const runsApi = config.role === 'all' || config.role === 'api';
   const runsWorker = config.role === 'all' || config.role === 'worker';

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 
-// docs/api.md#configuration (the README's table): the defaults, and bad values named at boot.
+// The configuration table's defaults, and bad values named at boot.
 
 describe('configuration', () => {
-  it('defaults to the documented values', () => {
+  it('defaults to the documented table', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
       databaseUrl: 'sqlite:./data/skipflow.db',
@@ -20,7 +20,7 @@ describe('configuration', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
-  it('takes over a dead worker’s executions within 30 seconds by default (docs/api.md#execution)', () => {
+  it('takes over a dead worker’s executions within 30 seconds by default', () => {
     // A claim is retaken when its lease expires: the lease must be shorter than the bound.
     expect(loadConfig({}).leaseMs).toBeLessThanOrEqual(30_000);
   });
@@ -60,5 +60,34 @@ describe('configuration', () => {
       rateLimitPerMinute: 0,
       logLevel: 'debug',
     });
+  });
+});
+
+describe('result bounds', () => {
+  it('default to 1 MiB per step and 16 MiB per execution, and read their variables', () => {
+    expect(loadConfig({})).toMatchObject({ maxResultBytes: 1_048_576, maxExecutionResultBytes: 16_777_216 });
+    expect(loadConfig({ SKIPFLOW_MAX_RESULT_BYTES: '2048', SKIPFLOW_MAX_EXECUTION_RESULT_BYTES: '4096' })).toMatchObject({
+      maxResultBytes: 2048,
+      maxExecutionResultBytes: 4096,
+    });
+  });
+
+  it('refuse bad values, and a total smaller than one step', () => {
+    for (const env of [{ SKIPFLOW_MAX_RESULT_BYTES: '10' }, { SKIPFLOW_MAX_RESULT_BYTES: 'lots' }, { SKIPFLOW_MAX_EXECUTION_RESULT_BYTES: '0' }]) {
+      expect(() => loadConfig(env), JSON.stringify(env)).toThrow(Object.keys(env)[0]!);
+    }
+    expect(() => loadConfig({ SKIPFLOW_MAX_RESULT_BYTES: '8192', SKIPFLOW_MAX_EXECUTION_RESULT_BYTES: '4096' })).toThrow(/must be at least SKIPFLOW_MAX_RESULT_BYTES/);
+  });
+});
+
+describe('amplification bounds', () => {
+  it('default to 20 failed authentications a minute per address and 50 open streams per workspace', () => {
+    expect(loadConfig({})).toMatchObject({ authFailuresPerMinute: 20, maxOpenStreamsPerWorkspace: 50 });
+    expect(loadConfig({ SKIPFLOW_AUTH_FAILURE_LIMIT: '0', SKIPFLOW_MAX_OPEN_STREAMS: '7' })).toMatchObject({ authFailuresPerMinute: 0, maxOpenStreamsPerWorkspace: 7 });
+  });
+
+  it('name a bad value', () => {
+    expect(() => loadConfig({ SKIPFLOW_AUTH_FAILURE_LIMIT: '-1' })).toThrow('SKIPFLOW_AUTH_FAILURE_LIMIT');
+    expect(() => loadConfig({ SKIPFLOW_MAX_OPEN_STREAMS: '0' })).toThrow('SKIPFLOW_MAX_OPEN_STREAMS');
   });
 });

@@ -3,8 +3,9 @@ import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, buildConnector, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AddressPolicy, allowAllPolicy, embeddedIPv4, ipv6Bytes, privateNetworkPolicy } from '../src/engine/net/address-policy.js';
-import { DestinationBlockedError, type Lookup, createGuardedAgent, resolveDestination } from '../src/engine/net/guarded-dispatcher.js';
+import { type AddressPolicy, addressPolicy, allowAllPolicy, embeddedIPv4, ipv6Bytes, privateNetworkPolicy } from '../src/engine/net/address-policy.js';
+import { IPV4_NOT_PUBLIC, IPV4_SPECIAL_PURPOSE, IPV6_NOT_PUBLIC, IPV6_SPECIAL_PURPOSE } from '../src/engine/net/special-purpose-registry.js';
+import { DestinationBlockedError, type Lookup, createGuardedAgent, outboundDispatcher, resolveDestination } from '../src/engine/net/guarded-dispatcher.js';
 import { Abandoned, runAttempt } from '../src/engine/run-step.js';
 import { StepFailure } from '../src/engine/step-errors.js';
 import { createHttpStep } from '../src/engine/steps/http.js';
@@ -12,7 +13,7 @@ import type { StepDefinition } from '../src/engine/steps/index.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type TestServer, eventually, startTestServer } from './helpers/server.js';
 
-// docs/api.md#steps, the network rule (SSRF): an http step may not reach loopback, private, link-local or
+// The SSRF rule: an http step may not reach loopback, private, link-local or
 // multicast addresses, checked after DNS resolution, on the address actually
 // connected to, and again on every redirect.
 //
@@ -109,7 +110,7 @@ describe('address policy', () => {
   });
 
   const allowed = ['8.8.8.8', '1.1.1.1', '93.184.216.34', '172.15.255.255', '172.32.0.1', '100.63.255.255', '100.128.0.0', '169.253.255.255',
-    '192.167.255.255', '223.255.255.255', '2606:4700:4700::1111', '2001:4860:4860::8888', '::ffff:8.8.8.8', '64:ff9b::808:808', '2002:808:808::1'];
+    '192.167.255.255', '223.255.255.255', '2606:4700:4700::1111', '2001:4860:4860::8888', '::ffff:8.8.8.8', '64:ff9b::808:808'];
   it.each(allowed)('allows %s', (address) => {
     expect(privateNetworkPolicy.blockedReason(address)).toBeNull();
   });
@@ -130,6 +131,91 @@ describe('address policy', () => {
   it('allows everything when the operator allows private networks', () => {
     expect(allowAllPolicy.blockedReason('127.0.0.1')).toBeNull();
     expect(allowAllPolicy.blockedReason('169.254.169.254')).toBeNull();
+  });
+});
+
+// Every entry of the IANA IPv4 and IPv6 Special-Purpose Address Registries, written
+// out here independently of src/engine/net/special-purpose-registry.ts: an address
+// inside it (refused unless the registry marks the block globally reachable) and,
+// where the block has a public neighbour, the addresses just outside it (allowed).
+type Row = [block: string, inside: string[], refused: RegExp | null, outside: string[]];
+const REGISTRY_ROWS: Row[] = [
+  ['0.0.0.0/8', ['0.0.0.1', '0.255.255.255'], /unspecified/, ['1.0.0.0']],
+  ['0.0.0.0/32', ['0.0.0.0'], /unspecified/, []],
+  ['10.0.0.0/8', ['10.0.0.0', '10.255.255.255'], /private/, ['9.255.255.255', '11.0.0.0']],
+  ['100.64.0.0/10', ['100.64.0.0', '100.127.255.255'], /carrier-grade NAT/, ['100.63.255.255', '100.128.0.0']],
+  ['127.0.0.0/8', ['127.0.0.1', '127.255.255.255'], /loopback/, ['126.255.255.255', '128.0.0.0']],
+  ['169.254.0.0/16', ['169.254.0.0', '169.254.169.254', '169.254.255.255'], /link-local/, ['169.253.255.255', '169.255.0.0']],
+  ['172.16.0.0/12', ['172.16.0.0', '172.31.255.255'], /private/, ['172.15.255.255', '172.32.0.0']],
+  ['192.0.0.0/24', ['192.0.0.11', '192.0.0.100', '192.0.0.255'], /IETF protocol assignments/, ['191.255.255.255', '192.0.1.0']],
+  ['192.0.0.0/29', ['192.0.0.0', '192.0.0.7'], /DS-Lite/, []],
+  ['192.0.0.8/32', ['192.0.0.8'], /dummy/, []],
+  ['192.0.0.9/32', ['192.0.0.9'], null, []],
+  ['192.0.0.10/32', ['192.0.0.10'], null, []],
+  ['192.0.0.170/32', ['192.0.0.170'], /NAT64\/DNS64 discovery/, []],
+  ['192.0.0.171/32', ['192.0.0.171'], /NAT64\/DNS64 discovery/, []],
+  ['192.0.2.0/24', ['192.0.2.0', '192.0.2.1', '192.0.2.255'], /documentation address \(TEST-NET-1\)/, ['192.0.1.255', '192.0.3.0']],
+  ['192.31.196.0/24', ['192.31.196.1'], null, []],
+  ['192.52.193.0/24', ['192.52.193.1'], null, []],
+  ['192.88.99.0/24', ['192.88.99.1', '192.88.99.2'], /6to4 relay/, ['192.88.98.255', '192.88.100.0']],
+  ['192.168.0.0/16', ['192.168.0.0', '192.168.255.255'], /private/, ['192.167.255.255', '192.169.0.0']],
+  ['192.175.48.0/24', ['192.175.48.1'], null, []],
+  ['198.18.0.0/15', ['198.18.0.0', '198.19.255.255'], /benchmarking/, ['198.17.255.255', '198.20.0.0']],
+  ['198.51.100.0/24', ['198.51.100.1', '198.51.100.255'], /documentation address \(TEST-NET-2\)/, ['198.51.99.255', '198.51.101.0']],
+  ['203.0.113.0/24', ['203.0.113.1', '203.0.113.255'], /documentation address \(TEST-NET-3\)/, ['203.0.112.255', '203.0.114.0']],
+  ['240.0.0.0/4', ['240.0.0.0', '255.255.255.254'], /reserved/, []],
+  ['255.255.255.255/32', ['255.255.255.255'], /broadcast/, []],
+  ['224.0.0.0/4 (multicast)', ['224.0.0.0', '239.255.255.255'], /multicast/, ['223.255.255.255']],
+  ['::1/128', ['::1'], /loopback/, []],
+  ['::/128', ['::'], /unspecified/, []],
+  ['::ffff:0:0/96', ['::ffff:127.0.0.1', '::ffff:192.0.2.1', '::ffff:198.18.0.1'], /in IPv6 form/, ['::ffff:8.8.8.8']],
+  ['64:ff9b::/96', ['64:ff9b::10.0.0.1', '64:ff9b::203.0.113.7'], /in IPv6 form/, ['64:ff9b::8.8.8.8', '64:ff9b::192.0.0.9']],
+  ['64:ff9b:1::/48', ['64:ff9b:1::1', '64:ff9b:1:ffff:ffff:ffff:ffff:ffff'], /local-use NAT64/, []],
+  ['100::/64', ['100::1', '100::ffff:ffff:ffff:ffff'], /discard-only/, []],
+  ['100:0:0:1::/64', ['100:0:0:1::1'], /dummy IPv6 prefix/, []],
+  ['2001::/23', ['2001:4::1', '2001:100::1', '2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff'], /IETF protocol assignments/, ['2000:ffff:ffff:ffff:ffff:ffff:ffff:ffff', '2001:200::1']],
+  ['2001::/32', ['2001::1', '2001:0:4136:e378:8000:63bf:3fff:fdd2'], /Teredo/, []],
+  ['2001:1::1/128', ['2001:1::1'], null, []],
+  ['2001:1::2/128', ['2001:1::2'], null, []],
+  ['2001:1::3/128', ['2001:1::3'], null, []],
+  ['2001:1::/32 beside the anycast addresses', ['2001:1::4', '2001:1::'], /IETF protocol assignments/, []],
+  ['2001:2::/48', ['2001:2::1', '2001:2:0:ffff:ffff:ffff:ffff:ffff'], /benchmarking/, []],
+  ['2001:3::/32', ['2001:3::1', '2001:3:ffff:ffff:ffff:ffff:ffff:ffff'], null, []],
+  ['2001:4:112::/48', ['2001:4:112::1'], null, []],
+  ['2001:10::/28', ['2001:10::1', '2001:1f:ffff:ffff:ffff:ffff:ffff:ffff'], /ORCHID/, []],
+  ['2001:20::/28', ['2001:20::1', '2001:2f:ffff:ffff:ffff:ffff:ffff:ffff'], null, []],
+  ['2001:30::/28', ['2001:30::1', '2001:3f:ffff:ffff:ffff:ffff:ffff:ffff'], null, []],
+  ['2001:db8::/32', ['2001:db8::1', '2001:db8:ffff:ffff:ffff:ffff:ffff:ffff'], /documentation/, ['2001:db7:ffff:ffff:ffff:ffff:ffff:ffff', '2001:db9::']],
+  ['2002::/16', ['2002:101:101::1', '2002:808:808::1'], /6to4/, ['2001:ffff:ffff:ffff:ffff:ffff:ffff:ffff', '2003::']],
+  ['2620:4f:8000::/48', ['2620:4f:8000::1'], null, []],
+  ['3fff::/20', ['3fff::1', '3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff'], /documentation/, ['3ffe:ffff:ffff:ffff:ffff:ffff:ffff:ffff', '3fff:1000::']],
+  ['5f00::/16', ['5f00::1', '5f00:ffff:ffff:ffff:ffff:ffff:ffff:ffff'], /segment routing/, []],
+  ['fc00::/7', ['fc00::', 'fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'], /unique local/, []],
+  ['fe80::/10', ['fe80::', 'febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff'], /link-local/, []],
+  ['fec0::/10 (site-local)', ['fec0::1', 'feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'], /site-local/, []],
+  ['ff00::/8 (multicast)', ['ff02::1', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'], /multicast/, []],
+  ['outside 2000::/3', ['::2', '::8.8.8.8', '1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', '4000::1', 'e000::1'], /outside IPv6 global unicast/, ['2000::', '3fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff']],
+];
+
+describe('address policy: every entry of the special-purpose registries', () => {
+  it.each(REGISTRY_ROWS)('%s', (_block, inside, refused, outside) => {
+    for (const address of inside) {
+      const reason = privateNetworkPolicy.blockedReason(address);
+      if (refused === null) expect(reason, address).toBeNull();
+      else expect(reason, address).toMatch(refused);
+    }
+    for (const address of outside) expect(privateNetworkPolicy.blockedReason(address), address).toBeNull();
+  });
+
+  it('covers every entry of src/engine/net/special-purpose-registry.ts', () => {
+    const tested = new Set(REGISTRY_ROWS.map(([block]) => block.split(' ')[0]));
+    const listed = [...IPV4_SPECIAL_PURPOSE, ...IPV6_SPECIAL_PURPOSE, ...IPV4_NOT_PUBLIC, ...IPV6_NOT_PUBLIC].map((entry) => entry.prefix);
+    expect(listed.filter((prefix) => !tested.has(prefix))).toEqual([]);
+  });
+
+  it('addressPolicy(allowPrivateNetwork) is the one switch', () => {
+    expect(addressPolicy(false)).toBe(privateNetworkPolicy);
+    expect(addressPolicy(true)).toBe(allowAllPolicy);
   });
 });
 
@@ -160,6 +246,13 @@ describe('guard: every URL spelling of a blocked address is refused before conne
     ['http://[fe80::1]/', /link-local/],
     ['http://[64:ff9b::a9fe:a9fe]/', /169\.254\.169\.254/],
     ['https://127.0.0.1/', /loopback/],
+    // The documentation ranges: this very kind of address can be a machine's own interface.
+    ['http://192.0.2.10:8080/', /192\.0\.2\.10 \(a documentation address/],
+    ['http://198.51.100.7/', /documentation/],
+    ['http://203.0.113.9/', /documentation/],
+    ['http://[2001:db8::1]/', /documentation/],
+    ['http://198.18.0.1/', /benchmarking/],
+    ['http://[2001:2::1]/', /benchmarking/],
   ];
   it.each(spellings)('%s', async (url, where) => {
     const error = await request(url, { dispatcher: agent }).then(
@@ -237,6 +330,24 @@ describe('guard: names are resolved once, every answer checked, the checked addr
       expect(asked).toEqual(['127.0.0.2', '127.0.0.1']); // nothing listens on 127.0.0.2 at that port
     } finally {
       await agent.close();
+      await server.close();
+    }
+  });
+});
+
+describe('outboundDispatcher: the one guarded pool for every outbound request', () => {
+  it('refuses loopback unless private networks are allowed, and is shared per choice', async () => {
+    const server = await loopbackServer();
+    try {
+      expect(outboundDispatcher(false)).toBe(outboundDispatcher(false));
+      expect(outboundDispatcher(true)).not.toBe(outboundDispatcher(false));
+      const error = await request(`http://127.0.0.1:${server.port}/`, { dispatcher: outboundDispatcher(false) }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(DestinationBlockedError);
+      expect(server.connections()).toBe(0);
+      const res = await request(`http://127.0.0.1:${server.port}/`, { dispatcher: outboundDispatcher(true) });
+      expect(res.statusCode).toBe(200);
+      await res.body.dump();
+    } finally {
       await server.close();
     }
   });

@@ -1,5 +1,6 @@
 import type { ApiKeyRow } from '../db/schema.js';
 import type { Db } from '../db/open.js';
+import { LruCache } from '../lib/lru-cache.js';
 import type { Clock } from '../lib/time.js';
 import type { Scope } from './scopes.js';
 import { SECRET_PATTERN, hashSecret } from './secret.js';
@@ -12,11 +13,26 @@ import { findKeyByHash, touchLastUsed } from './store.js';
 // within 4 s plus one request. Expiry is checked against the clock on every request,
 // so an expired key stops at once. last_used_at is written in batches (at most every
 // LAST_USED_FLUSH_MS), since a write per request would cost more than the request.
+//
+// Both caches are bounded LRUs, and kept apart: known keys (KEY_CACHE_CAPACITY) and
+// hashes that matched no key (UNKNOWN_CACHE_CAPACITY, remembered for
+// UNKNOWN_KEY_TTL_MS, so one bad key repeated costs one query a second). A flood of
+// random keys therefore only churns the unknown cache and never evicts the keys in
+// real use — the old single map emptied itself at 10,000 entries, after which every
+// real request went to the database again. Failed authentications are also limited
+// per client address (api-keys/auth-failure-limiter.ts).
 
 export const KEY_CACHE_TTL_MS = 4_000;
-const NEGATIVE_TTL_MS = 1_000;
-const MAX_ENTRIES = 10_000;
+export const UNKNOWN_KEY_TTL_MS = 1_000;
+export const KEY_CACHE_CAPACITY = 10_000;
+export const UNKNOWN_CACHE_CAPACITY = 10_000;
 const LAST_USED_FLUSH_MS = 10_000;
+
+export interface KeyVerifierOptions {
+  readonly ttlMs?: number;
+  readonly capacity?: number;
+  readonly unknownCapacity?: number;
+}
 
 export interface AuthContext {
   readonly workspaceId: string;
@@ -31,7 +47,10 @@ interface Entry {
 }
 
 export class KeyVerifier {
-  readonly #entries = new Map<string, Entry>();
+  readonly #known: LruCache<string, Entry>;
+  /** Hash of a secret that matched no key → when that was read. */
+  readonly #unknown: LruCache<string, number>;
+  readonly #ttlMs: number;
   readonly #loading = new Map<string, Promise<Entry>>();
   readonly #used = new Map<string, number>();
   readonly #timer: NodeJS.Timeout;
@@ -39,8 +58,11 @@ export class KeyVerifier {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
-    private readonly ttlMs = KEY_CACHE_TTL_MS,
+    options: KeyVerifierOptions = {},
   ) {
+    this.#ttlMs = options.ttlMs ?? KEY_CACHE_TTL_MS;
+    this.#known = new LruCache(options.capacity ?? KEY_CACHE_CAPACITY);
+    this.#unknown = new LruCache(options.unknownCapacity ?? UNKNOWN_CACHE_CAPACITY);
     this.#timer = setInterval(() => void this.flushLastUsed().catch(() => {}), LAST_USED_FLUSH_MS);
     this.#timer.unref();
   }
@@ -50,9 +72,10 @@ export class KeyVerifier {
     if (!SECRET_PATTERN.test(secret)) return null;
     const hash = hashSecret(secret);
     const now = this.clock.now();
-    let entry = this.#entries.get(hash);
-    const ttl = entry?.key ? this.ttlMs : NEGATIVE_TTL_MS;
-    if (!entry || now - entry.loadedAt >= ttl) entry = await this.#load(hash);
+    const unknownSince = this.#unknown.get(hash);
+    if (unknownSince !== undefined && now - unknownSince < UNKNOWN_KEY_TTL_MS) return null;
+    let entry = this.#known.get(hash);
+    if (!entry || now - entry.loadedAt >= this.#ttlMs) entry = await this.#load(hash);
     const key = entry.key;
     if (!key || key.revoked_at !== null || (key.expires_at !== null && key.expires_at <= now)) return null;
     this.#used.set(key.id, now);
@@ -69,8 +92,13 @@ export class KeyVerifier {
             auth: key ? { workspaceId: key.workspace_id, keyId: key.id, scopes: new Set(key.scopes.split(',') as Scope[]) } : null,
             loadedAt: this.clock.now(),
           };
-          if (this.#entries.size >= MAX_ENTRIES) this.#entries.clear();
-          this.#entries.set(hash, entry);
+          if (key) {
+            this.#known.set(hash, entry);
+            this.#unknown.delete(hash);
+          } else {
+            this.#known.delete(hash); // deleted since it was cached
+            this.#unknown.set(hash, entry.loadedAt);
+          }
           return entry;
         })
         .finally(() => this.#loading.delete(hash));

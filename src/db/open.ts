@@ -1,9 +1,9 @@
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, type RawBuilder, sql } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { ensureDirectory } from '../lib/ensure-directory.js';
 import { type DueQuery, postgresDueIds, sqliteDueIds } from './due-executions.js';
 import { PgSignals } from './pg-signals.js';
 import type { Database, Executor } from './schema.js';
@@ -63,7 +63,7 @@ const pgTypes = {
 };
 
 function openSqlite(path: string): Db {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  if (path !== ':memory:') ensureDirectory(dirname(path));
   const database = new BetterSqlite3(path);
   database.pragma('journal_mode = WAL');
   // NORMAL in WAL mode: a commit survives a crash of the process (kill -9); only an

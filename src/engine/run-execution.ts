@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { backoffDelay, retryPolicy } from '../lib/backoff.js';
 import type { Clock } from '../lib/time.js';
 import type { Checkpoint, Checkpointer, ExecutionMove, StepRow } from './checkpoint.js';
+import { stepResultText } from './execution-result-budget.js';
 import type { ClaimedExecution } from './lease.js';
 import { Abandoned, evaluateCondition, runAttempt, timeoutOf } from './run-step.js';
 import { StepFailure } from './step-errors.js';
@@ -222,8 +223,11 @@ async function runStep(run: Run, i: number, signal: AbortSignal): Promise<RunEnd
     run.write(i, { status: 'running', phase: 'sleep', wake_at: outcome.until, attempts: start.attempt, started_at: run.row(i).started_at ?? now });
     return sleepUntil(run, i, outcome.until);
   }
+  // A result too large or too deep to store fails the step, once (never retried).
+  const stored = stepResultText(run.claimed, outcome.result, run.deps.services);
+  if (!stored.ok) return fail(run, i, stored.failure);
   run.write(i, {
-    status: 'completed', phase: null, result: JSON.stringify(outcome.result), error: null, error_code: null,
+    status: 'completed', phase: null, result: stored.text, error: null, error_code: null,
     attempts: start.attempt, started_at: run.row(i).started_at ?? now, completed_at: now,
   });
   run.results[i] = outcome.result;

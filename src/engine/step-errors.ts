@@ -1,5 +1,5 @@
 // Step failures are data: a stable code, a message that says what to fix, and whether
-// trying again can help (docs/api.md#steps, step error codes; a code never changes meaning).
+// trying again can help (a code never changes meaning).
 
 export const STEP_ERROR_CODES = [
   'expression_error',
@@ -11,6 +11,10 @@ export const STEP_ERROR_CODES = [
   'smtp_error',
   'worker_lost',
   'stopped',
+  /** The step's result is over SKIPFLOW_MAX_RESULT_BYTES, or its execution's results over SKIPFLOW_MAX_EXECUTION_RESULT_BYTES. */
+  'result_too_large',
+  /** The step's result cannot be stored as JSON: nested too deep, a cycle, a BigInt. */
+  'result_not_storable',
   /** A bug in SkipFlow or a step type, not in the workflow; logged with its stack. */
   'internal_error',
 ] as const;

@@ -72,7 +72,12 @@ export class Worker {
       concurrency: config.workerConcurrency,
       leaseMs: config.leaseMs,
       pollIntervalMs: config.pollIntervalMs,
-      services: { allowPrivateNetwork: config.allowPrivateNetwork, smtpUrl: config.smtpUrl },
+      services: {
+        allowPrivateNetwork: config.allowPrivateNetwork,
+        smtpUrl: config.smtpUrl,
+        maxResultBytes: config.maxResultBytes,
+        maxExecutionResultBytes: config.maxExecutionResultBytes,
+      },
     });
   }
 

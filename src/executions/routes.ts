@@ -13,6 +13,7 @@ import { stopExecution } from './stop-use-case.js';
 import { TerminalCache } from './terminal-cache.js';
 import { streamExecutionEvents } from './execution-events.js';
 import { readExecutionJson } from './get-execution.js';
+import { OpenStreamLimit } from './open-stream-limit.js';
 import { listExecutions, toListItem } from './store.js';
 
 const IdParams = Type.Object({ id: Type.String() });
@@ -41,6 +42,7 @@ function runInput(body: { input?: unknown; inputs?: unknown }): unknown {
 export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): void {
   const typed = app.withTypeProvider<TypeBoxTypeProvider>();
   const finished = new TerminalCache();
+  const streams = new OpenStreamLimit(deps.config.maxOpenStreamsPerWorkspace);
 
   typed.post(
     '/api/v1/workflows/:id/run-async',
@@ -101,13 +103,19 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
     },
     async (request, reply) => {
       const withSteps = request.query.include_step_results === 'true';
-      const body = await readExecutionJson(deps, finished, {
-        workspaceId: request.auth.workspaceId,
-        id: request.params.id,
-        withSteps,
-        waitSeconds: request.query.wait,
-      });
-      return sendJsonText(reply, body);
+      const waits = (request.query.wait ?? 0) > 0;
+      const release = waits ? streams.acquire(request.auth.workspaceId, 'long poll') : null;
+      try {
+        const body = await readExecutionJson(deps, finished, {
+          workspaceId: request.auth.workspaceId,
+          id: request.params.id,
+          withSteps,
+          waitSeconds: request.query.wait,
+        });
+        return sendJsonText(reply, body);
+      } finally {
+        release?.();
+      }
     },
   );
 
@@ -125,7 +133,12 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
       },
     },
     async (request, reply) => {
-      await streamExecutionEvents(deps, reply, { workspaceId: request.auth.workspaceId, id: request.params.id });
+      const release = streams.acquire(request.auth.workspaceId, 'stream');
+      try {
+        await streamExecutionEvents(deps, reply, { workspaceId: request.auth.workspaceId, id: request.params.id });
+      } finally {
+        release();
+      }
     },
   );
 

@@ -37,7 +37,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.decorateRequest('auth', null as never);
 
   app.addHook('onRequest', async (request, reply) => setBaseHeaders(request, reply));
-  app.addHook('onRequest', authHook(deps.keys, deps.rateLimiter));
+  app.addHook('onRequest', authHook(deps.keys, deps.rateLimiter, deps.authFailures ?? null));
   const debug = deps.logger.isLevelEnabled('debug');
   app.addHook('onResponse', async (request, reply) => {
     if (debug) {

@@ -32,7 +32,7 @@ export async function startTestServer(
   options: StartOptions = {},
 ): Promise<TestServer> {
   const database = await createTestDatabase(backend);
-  const config = loadConfig({}, { databaseUrl: database.url, rateLimitPerMinute: 0, logLevel: 'silent', leaseMs: 2000, pollIntervalMs: 100, engineThread: false, ...overrides });
+  const config = loadConfig({}, { databaseUrl: database.url, rateLimitPerMinute: 0, authFailuresPerMinute: 0, logLevel: 'silent', leaseMs: 2000, pollIntervalMs: 100, engineThread: false, ...overrides });
   const server = await startRealServer(config, { logger: silentLogger, listen: false, ...options });
   if (!server.bootstrapKey) throw new Error('expected a fresh database to bootstrap the Default workspace');
   const apiKey = server.bootstrapKey.api_key;

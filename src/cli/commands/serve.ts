@@ -2,7 +2,10 @@ import type { Command } from 'commander';
 import { type Role, loadConfig } from '../../config.js';
 import { migrate } from '../../db/migrate.js';
 import { openDb } from '../../db/open.js';
+import { checkDatabase } from '../check-database.js';
+import { checkPortFree } from '../check-port.js';
 import { CliError, positiveInt, print } from '../output.js';
+import { startupFailureMessage } from '../startup-failure.js';
 
 const ROLES: Role[] = ['all', 'api', 'worker'];
 
@@ -20,7 +23,15 @@ export function serveCommands(program: Command): void {
       // Loaded on demand: the HTTP stack is most of the CLI's start-up time, and the
       // other commands (run by scripts, often in loops) never need it.
       const { startServer } = await import('../../server.js');
-      const server = await startServer(config);
+      let server: Awaited<ReturnType<typeof startServer>>;
+      try {
+        if (config.role !== 'worker') await checkPortFree(config.port, config.host);
+        await checkDatabase(config.databaseUrl);
+        server = await startServer(config);
+      } catch (error) {
+        // One line naming the cause; main exits non-zero, whatever is half-started.
+        throw new CliError(startupFailureMessage(error, config));
+      }
       if (server.bootstrapKey) {
         process.stdout.write(
           `\n  ┌ SkipFlow created the "Default" workspace (${server.bootstrapKey.workspace_id}) with 1000 credits.\n` +
@@ -49,12 +60,19 @@ export function serveCommands(program: Command): void {
     .description('bring the database schema up to date')
     .option('--json', 'print one JSON object')
     .action(async (opts: { json?: boolean }) => {
-      const db = openDb(loadConfig().databaseUrl, { poolSize: 1 });
+      const config = loadConfig();
+      let applied: string[];
       try {
-        const applied = await migrate(db);
-        print(!!opts.json, { applied }, applied.length ? `Applied: ${applied.join(', ')}` : 'Schema is up to date.');
-      } finally {
-        await db.close();
+        await checkDatabase(config.databaseUrl);
+        const db = openDb(config.databaseUrl, { poolSize: 1 });
+        try {
+          applied = await migrate(db);
+        } finally {
+          await db.close();
+        }
+      } catch (error) {
+        throw new CliError(startupFailureMessage(error, config));
       }
+      print(!!opts.json, { applied }, applied.length ? `Applied: ${applied.join(', ')}` : 'Schema is up to date.');
     });
 }

@@ -1,7 +1,7 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { Agent, buildConnector } from 'undici';
-import type { AddressPolicy } from './address-policy.js';
+import { type AddressPolicy, addressPolicy } from './address-policy.js';
 
 // The SSRF guard sits where the socket is opened, not in front of the request: undici
 // calls this connector for every new connection, including each redirect hop to a new
@@ -85,4 +85,15 @@ export function sharedGuardedAgent(policy: AddressPolicy): Agent {
     shared.set(policy, agent);
   }
   return agent;
+}
+
+/**
+ * The one guarded connection pool for every outbound request SkipFlow makes (http
+ * steps now, notification deliveries later), for the operator's
+ * SKIPFLOW_ALLOW_PRIVATE_NETWORK choice. Send through it with undici's `request`
+ * (`{ dispatcher }`); a refused address rejects with DestinationBlockedError before
+ * any socket is opened.
+ */
+export function outboundDispatcher(allowPrivateNetwork: boolean): Agent {
+  return sharedGuardedAgent(addressPolicy(allowPrivateNetwork));
 }

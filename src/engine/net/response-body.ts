@@ -4,6 +4,9 @@
 /** At most this many bytes of a response body are kept; the rest is not even downloaded. */
 export const MAX_RESPONSE_BODY_BYTES = 256 * 1024;
 
+/** A JSON body nested deeper than this is kept as its text: the step's result must stay storable and walkable. */
+export const MAX_RESPONSE_JSON_DEPTH = 64;
+
 export interface ReadableBody extends AsyncIterable<Uint8Array> {
   destroy(): unknown;
 }
@@ -41,7 +44,9 @@ export async function readResponseBody(stream: ReadableBody, contentType: string
   if (truncated) stream.destroy();
   const text = decoder(contentType).decode(Buffer.concat(chunks));
   if (text === '') return { body: null, truncated };
-  if (!truncated && JSON_TYPE.test(contentType ?? '')) {
+  // Too deep a body is kept as text, like JSON that does not parse: the step still
+  // succeeds and shows what came back, and nothing later has to walk 100,000 levels.
+  if (!truncated && JSON_TYPE.test(contentType ?? '') && !nestsDeeperThan(text, MAX_RESPONSE_JSON_DEPTH)) {
     try {
       return { body: JSON.parse(text) as unknown, truncated };
     } catch {
@@ -49,6 +54,23 @@ export async function readResponseBody(stream: ReadableBody, contentType: string
     }
   }
   return { body: text, truncated };
+}
+
+/** Whether JSON text nests arrays/objects deeper than `max`; one pass, brackets in strings ignored. */
+export function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
 }
 
 /** Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP-date; null when absent or unreadable. */

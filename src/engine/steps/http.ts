@@ -1,16 +1,15 @@
 import { STATUS_CODES } from 'node:http';
 import { Type } from '@sinclair/typebox';
 import type { Dispatcher } from 'undici';
-import { allowAllPolicy, privateNetworkPolicy } from '../net/address-policy.js';
 import { type OutgoingRequest, exchange, isHttpUrl } from '../net/follow-redirects.js';
-import { sharedGuardedAgent } from '../net/guarded-dispatcher.js';
+import { outboundDispatcher } from '../net/guarded-dispatcher.js';
 import { networkFailure } from '../net/network-failure.js';
 import { parseRetryAfter, readResponseBody } from '../net/response-body.js';
 import { StepFailure } from '../step-errors.js';
 import { hasTemplate } from '../template.js';
 import { type StepServices, type StepType, stepSchema } from './step-type.js';
 
-// The `http` step (docs/api.md#steps): one request, redirects followed through the SSRF guard,
+// The `http` step: one request, redirects followed through the SSRF guard,
 // the response stored as { status, headers, body } with the body bounded. Fields are
 // checked at write time when they are literal, and again after rendering.
 
@@ -216,5 +215,5 @@ export function createHttpStep(options: HttpStepOptions): StepType<typeof schema
 }
 
 export const httpStep = createHttpStep({
-  dispatcher: (services) => sharedGuardedAgent(services.allowPrivateNetwork ? allowAllPolicy : privateNetworkPolicy),
+  dispatcher: (services) => outboundDispatcher(services.allowPrivateNetwork),
 });

@@ -33,7 +33,7 @@ export function stepSchema<T extends string, P extends TProperties>(type: T, fie
   );
 }
 
-/** Values available to expressions and templates (docs/api.md#steps). */
+/** Values available to expressions and templates. */
 export interface ExpressionContext {
   input: unknown;
   steps: unknown[];
@@ -47,6 +47,10 @@ export interface StepServices {
   readonly allowPrivateNetwork: boolean;
   /** SKIPFLOW_SMTP_URL, or null: email steps then fail with email_not_configured. */
   readonly smtpUrl: string | null;
+  /** SKIPFLOW_MAX_RESULT_BYTES (default 1 MiB): a larger result fails the step with result_too_large. */
+  readonly maxResultBytes?: number;
+  /** SKIPFLOW_MAX_EXECUTION_RESULT_BYTES (default 16 MiB): bound on all stored results of one execution. */
+  readonly maxExecutionResultBytes?: number;
 }
 
 export interface StepContext {
