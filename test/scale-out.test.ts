@@ -147,9 +147,10 @@ describe.runIf(BACKENDS.includes('postgres'))('scale-out: many processes on one 
         steps: [{ type: 'transform', timeout_ms: 30_000, expression: '($f := function($x){ $f($x) }; $f(1))' }],
       })).json()) as { id: string };
       const long = (await (await api.call('POST', `/api/v1/workflows/${spin.id}/run-async`, {})).json()) as { execution_id: string };
+      // A transform is not marked before it runs: it is in flight once the worker holds it.
       await eventually(async () => {
-        const step = await db.db.selectFrom('execution_steps').select('phase').where('execution_id', '=', long.execution_id).executeTakeFirst();
-        return step?.phase === 'attempt';
+        const row = await db.db.selectFrom('executions').select('lease_owner').where('id', '=', long.execution_id).executeTakeFirst();
+        return row?.lease_owner !== null && row?.lease_owner !== undefined;
       }, 5000);
       const stop = await api.call('POST', `/api/v1/executions/${long.execution_id}/stop`);
       expect(stop.status).toBe(200);
