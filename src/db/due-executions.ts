@@ -1,5 +1,5 @@
-import { type RawBuilder, sql } from 'kysely';
-import type { Executor } from './schema.js';
+import { sql } from 'kysely';
+import { param, type Runner, statement } from './statements.js';
 
 // Which due executions a claim takes — fairly. Every workspace that has running
 // executions gets an equal share of the batch (its oldest due ones), and what the
@@ -10,79 +10,77 @@ import type { Executor } from './schema.js';
 // The workspaces with running executions are found by a loose index scan of the
 // partial index `executions_due_by_workspace` (one probe per workspace, however many
 // executions each has), so neither database counts anything on an idle poll.
-// PostgreSQL then takes every share in one statement (a LATERAL probe per workspace,
-// rows locked with FOR UPDATE SKIP LOCKED so concurrent claimers take different
-// rows); SQLite runs in-process, so it probes each workspace in turn.
+// PostgreSQL takes every share in one statement (a LATERAL probe per workspace, rows
+// locked with FOR UPDATE SKIP LOCKED so concurrent claimers take different rows);
+// SQLite runs in-process, so it probes each workspace in turn.
 
-export interface DueQuery {
-  limit: number;
-  now: RawBuilder<number>;
-}
+export type NowSql = ReturnType<typeof sql<number>>;
+
+/** Workspaces with at least one running execution (the loose index scan). */
+export const activeWorkspaces = statement<{ id: string }>('due:workspaces', () =>
+  sql`with recursive active(id) as (
+        select min(workspace_id) from executions where status = 'running'
+        union all
+        select (select min(e.workspace_id) from executions e where e.status = 'running' and e.workspace_id > active.id)
+        from active where active.id is not null
+      )
+      select id from active where id is not null`,
+);
+
+const dbNow = (dialect: string) =>
+  dialect === 'postgres' ? sql`(extract(epoch from clock_timestamp()) * 1000)::bigint` : sql`cast(round(unixepoch('subsec') * 1000) as integer)`;
+
+/** One workspace's oldest due executions (SQLite). */
+const dueInWorkspace = statement<{ id: string }>('due:workspace', (_db, dialect) =>
+  sql`select id from executions where workspace_id = ${param('workspaceId')} and status = 'running' and available_at <= ${dbNow(dialect)}
+      order by available_at limit ${param<number>('limit')}`,
+);
+
+/** Every workspace's share in one statement, rows locked, locked ones skipped (PostgreSQL). */
+const dueShares = statement<{ id: string }>('due:shares', () =>
+  sql`select d.id from unnest(${param('workspaces')}::text[]) as w(id)
+      cross join lateral (
+        select e.id from executions e
+        where e.workspace_id = w.id and e.status = 'running' and e.available_at <= (extract(epoch from clock_timestamp()) * 1000)::bigint
+        order by e.available_at
+        limit ${param<number>('share')}
+        for update of e skip locked
+      ) d
+      limit ${param<number>('limit')}`,
+);
+
+/** Any other due executions, to fill what the shares left (several workspaces only). */
+const dueAny = statement<{ id: string }>('due:any', (_db, dialect) =>
+  dialect === 'postgres'
+    ? sql`select id from executions where status = 'running' and available_at <= ${dbNow(dialect)} and id <> all(${param('chosen')}::text[])
+        limit ${param<number>('limit')} for update skip locked`
+    : sql`select id from executions where status = 'running' and available_at <= ${dbNow(dialect)}
+        and id not in (select value from json_each(${param('chosen')})) limit ${param<number>('limit')}`,
+);
 
 function share(limit: number, workspaces: number): number {
   return Math.max(1, Math.ceil(limit / Math.max(1, workspaces)));
 }
 
-/** Workspaces with at least one running execution (the loose index scan). */
-const activeWorkspaces = sql<{ id: string }>`
-  with recursive active(id) as (
-    select min(workspace_id) from executions where status = 'running'
-    union all
-    select (select min(e.workspace_id) from executions e where e.status = 'running' and e.workspace_id > active.id)
-    from active where active.id is not null
-  )
-  select id from active where id is not null`;
-
-async function topUp(trx: Executor, q: DueQuery, chosen: string[], skipLocked: boolean): Promise<string[]> {
-  const rest = q.limit - chosen.length;
-  if (rest <= 0) return chosen;
-  const more = await trx
-    .selectFrom('executions')
-    .select('id')
-    .where('status', '=', 'running')
-    .where('available_at', '<=', q.now)
-    .$if(chosen.length > 0, (b) => b.where('id', 'not in', chosen))
-    .limit(rest)
-    .$if(skipLocked, (b) => b.forUpdate().skipLocked())
-    .execute();
+export async function sqliteDueIds(tx: Runner, limit: number): Promise<string[]> {
+  const active = await tx.all(activeWorkspaces);
+  const each = share(limit, active.length);
+  const chosen: string[] = [];
+  for (const { id } of active) {
+    if (chosen.length >= limit) break;
+    for (const row of await tx.all(dueInWorkspace, { workspaceId: id, limit: Math.min(each, limit - chosen.length) })) chosen.push(row.id);
+  }
+  // One workspace (the common case) already had the whole batch to itself.
+  if (active.length <= 1 || chosen.length >= limit) return chosen;
+  const more = await tx.all(dueAny, { chosen: JSON.stringify(chosen), limit: limit - chosen.length });
   return [...chosen, ...more.map((r) => r.id)];
 }
 
-export async function sqliteDueIds(trx: Executor, q: DueQuery): Promise<string[]> {
-  const active = (await activeWorkspaces.execute(trx)).rows;
-  const each = share(q.limit, active.length);
-  const chosen: string[] = [];
-  for (const { id } of active) {
-    if (chosen.length >= q.limit) break;
-    const rows = await trx
-      .selectFrom('executions')
-      .select('id')
-      .where('workspace_id', '=', id)
-      .where('status', '=', 'running')
-      .where('available_at', '<=', q.now)
-      .orderBy('available_at')
-      .limit(Math.min(each, q.limit - chosen.length))
-      .execute();
-    for (const row of rows) chosen.push(row.id);
-  }
-  // One workspace (the common case) already had the whole batch to itself.
-  return active.length <= 1 ? chosen : topUp(trx, q, chosen, false);
-}
-
-export async function postgresDueIds(trx: Executor, q: DueQuery): Promise<string[]> {
-  const active = (await activeWorkspaces.execute(trx)).rows.map((r) => r.id);
+export async function postgresDueIds(tx: Runner, limit: number): Promise<string[]> {
+  const active = (await tx.all(activeWorkspaces)).map((r) => r.id);
   if (active.length === 0) return [];
-  const each = share(q.limit, active.length);
-  const { rows } = await sql<{ id: string }>`
-    select d.id from unnest(${active}::text[]) as w(id)
-    cross join lateral (
-      select e.id from executions e
-      where e.workspace_id = w.id and e.status = 'running' and e.available_at <= ${q.now}
-      order by e.available_at
-      limit ${each}
-      for update of e skip locked
-    ) d
-    limit ${q.limit}`.execute(trx);
-  const chosen = rows.map((r) => r.id);
-  return active.length <= 1 ? chosen : topUp(trx, q, chosen, true);
+  const chosen = (await tx.all(dueShares, { workspaces: active, share: share(limit, active.length), limit })).map((r) => r.id);
+  if (active.length <= 1 || chosen.length >= limit) return chosen;
+  const more = await tx.all(dueAny, { chosen, limit: limit - chosen.length });
+  return [...chosen, ...more.map((r) => r.id)];
 }

@@ -4,7 +4,7 @@ import { Kysely, PostgresDialect, type RawBuilder, sql } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { ensureDirectory } from '../lib/ensure-directory.js';
-import { type DueQuery, postgresDueIds, sqliteDueIds } from './due-executions.js';
+import { postgresDueIds, sqliteDueIds } from './due-executions.js';
 import { PgSignals } from './pg-signals.js';
 import type { Database, Executor } from './schema.js';
 import { LocalSignals, type Signals } from './signals.js';
@@ -37,7 +37,7 @@ export interface Db {
   lockKeys(tx: Runner, keys: readonly string[]): Promise<void>;
   /** The due executions a claim should take, fairly across workspaces (see
    * db/due-executions.ts). Call inside the claim's transaction. */
-  dueExecutionIds(trx: Executor, query: DueQuery): Promise<string[]>;
+  dueExecutionIds(tx: Runner, limit: number): Promise<string[]>;
   /** One transaction of declared statements (db/statements.ts): the hot paths. */
   transact<T>(fn: (tx: Runner) => Promise<T>): Promise<T>;
   /** Declared statements outside a transaction (each its own). */
@@ -109,6 +109,7 @@ function pgRunner(client: pg.Pool | pg.PoolClient, compiler: StatementCompiler):
   return {
     all: async <R>(s: Statement<R>, values?: Values) => (await execute(s, values)).rows as R[],
     run: async (s: Statement, values?: Values) => (await execute(s, values)).rowCount ?? 0,
+    each: async <R>(s: Statement<R>, rows: readonly Values[]) => (rows.length === 0 ? [] : ((await execute(s, { rows: JSON.stringify(rows) })).rows as R[])),
   };
 }
 

@@ -98,6 +98,12 @@ export class SqliteConnection {
         const { rows, changes } = await retryBusy(() => execute(s, values));
         return rows.length || changes;
       },
+      each: async <R>(s: Statement<R>, rows: readonly Values[]) =>
+        retryBusy(() => {
+          const out: unknown[] = [];
+          for (const row of rows) for (const r of execute(s, row).rows) out.push(r);
+          return out as R[];
+        }),
     };
   }
 
@@ -133,6 +139,7 @@ export class SqliteConnection {
     return {
       all: (s, values) => locked(() => inner.all(s, values)),
       run: (s, values) => locked(() => inner.run(s, values)),
+      each: (s, rows) => locked(() => inner.each(s, rows)),
     };
   }
 }

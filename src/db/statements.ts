@@ -37,6 +37,12 @@ export interface Runner {
   all<R>(s: Statement<R>, values?: Values): Promise<R[]>;
   /** Runs a statement for its effect; returns the number of rows it changed. */
   run(s: Statement, values?: Values): Promise<number>;
+  /** Runs a set-based statement for many rows at once and returns what it returns.
+   * Declare it for both shapes: on PostgreSQL one statement reads every row from a
+   * JSON array (`param('rows')`, e.g. with json_to_recordset) — one round trip; on
+   * SQLite, in-process, it is a one-row statement (`param(column)`) run once per row,
+   * which is faster than parsing JSON there. */
+  each<R>(s: Statement<R>, rows: readonly Values[]): Promise<R[]>;
 }
 
 export interface Compiled {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { GroupCommit } from '../db/group-commit.js';
 import type { Db } from '../db/open.js';
 import type { ExecutionStepRow } from '../db/schema.js';
-import type { Runner } from '../db/statements.js';
+import type { Runner, Values } from '../db/statements.js';
 import { type TerminalStatus } from '../executions/status.js';
 import { finish, lockExecutions, progress, sleep, upsertSteps } from '../executions/transitions.js';
 
@@ -41,7 +41,7 @@ const MAX_BATCH = 512;
 
 async function commitCheckpoints(db: Db, tx: Runner, checkpoints: readonly Checkpoint[]): Promise<CheckpointOutcome[]> {
   if (db.sharedAcrossProcesses) await tx.all(lockExecutions, { ids: checkpoints.map((c) => c.executionId) });
-  const rows = { progress: [] as object[], sleep: [] as object[], finish: [] as object[] };
+  const rows = { progress: [] as Values[], sleep: [] as Values[], finish: [] as Values[] };
   for (const { executionId: id, leaseToken: token, move } of checkpoints) {
     switch (move.kind) {
       case 'progress':
@@ -71,10 +71,10 @@ async function commitCheckpoints(db: Db, tx: Runner, checkpoints: readonly Check
   const applied = new Set<string>();
   for (const [kind, statement] of [['progress', progress], ['sleep', sleep], ['finish', finish]] as const) {
     if (rows[kind].length === 0) continue;
-    for (const row of await tx.all(statement, { rows: JSON.stringify(rows[kind]) })) applied.add(row.id);
+    for (const row of await tx.each(statement, rows[kind])) applied.add(row.id);
   }
   const steps = checkpoints.flatMap((c) => (applied.has(c.executionId) ? c.steps.map((s) => ({ ...s, execution_id: c.executionId })) : []));
-  if (steps.length > 0) await tx.run(upsertSteps, { rows: JSON.stringify(steps) });
+  await tx.each(upsertSteps, steps);
   return checkpoints.map((c) => (applied.has(c.executionId) ? 'applied' : 'fenced'));
 }
 

@@ -10,35 +10,36 @@ import { param, statement } from '../db/statements.js';
 // rows other workers are claiming (FOR UPDATE SKIP LOCKED); SQLite serialises
 // writers, so there is nothing to skip.
 
-export type ClaimedExecution = Pick<
-  ExecutionRow,
-  'id' | 'workspace_id' | 'workflow_id' | 'version_id' | 'workflow_name' | 'input' | 'current_step' | 'lease_token' | 'interruptions'
-> & { steps: ExecutionStepRow[] };
+const CLAIMED = ['id', 'workspace_id', 'workflow_id', 'version_id', 'workflow_name', 'input', 'current_step', 'lease_token', 'interruptions'] as const;
+
+export type ClaimedExecution = Pick<ExecutionRow, (typeof CLAIMED)[number]> & { steps: ExecutionStepRow[] };
+
+/** Takes one due execution (Runner.each: all of them in one statement on PostgreSQL).
+ * Re-checks `running` and due: a row stopped in the meantime is simply not claimed. */
+const take = statement<Omit<ClaimedExecution, 'steps'>>('lease:claim', (_db, dialect) =>
+  dialect === 'postgres'
+    ? sql`update executions e set lease_owner = r.owner, lease_token = e.lease_token + 1,
+          available_at = (extract(epoch from clock_timestamp()) * 1000)::bigint + r.lease_ms,
+          interruptions = case when e.lease_owner is null then e.interruptions else e.interruptions + 1 end
+        from json_to_recordset(${param('rows')}::json) as r(id text, owner text, lease_ms bigint)
+        where e.id = r.id and e.status = 'running' and e.available_at <= (extract(epoch from clock_timestamp()) * 1000)::bigint
+        returning ${sql.raw(CLAIMED.map((c) => `e.${c}`).join(', '))}`
+    : sql`update executions set lease_owner = ${param('owner')}, lease_token = lease_token + 1,
+          available_at = cast(round(unixepoch('subsec') * 1000) as integer) + ${param<number>('lease_ms')},
+          interruptions = case when lease_owner is null then interruptions else interruptions + 1 end
+        where id = ${param('id')} and status = 'running' and available_at <= cast(round(unixepoch('subsec') * 1000) as integer)
+        returning ${sql.raw(CLAIMED.join(', '))}`,
+);
 
 export async function claimBatch(handle: Db, args: { owner: string; limit: number; leaseMs: number }): Promise<ClaimedExecution[]> {
   const { db } = handle;
-  const now = handle.nowMs();
   // Pick the due ids (fairly across workspaces, rows locked on PostgreSQL) and take
-  // them in one transaction. The UPDATE re-checks `running` and due: a row stopped in
-  // the meantime is simply not claimed.
-  const claimed = await db.transaction().execute(async (trx) => {
-    const ids = await handle.dueExecutionIds(trx, { limit: args.limit, now });
-    if (ids.length === 0) return [];
-    return trx
-      .updateTable('executions')
-      .set({
-        lease_owner: args.owner,
-        lease_token: sql`lease_token + 1`,
-        available_at: sql`${now} + ${args.leaseMs}`,
-        // A lease still held (not handed back by a sleep or a shutdown) has lapsed: its
-        // worker died or froze in the middle of the current step.
-        interruptions: sql`case when lease_owner is null then interruptions else interruptions + 1 end`,
-      })
-      .where('id', 'in', ids)
-      .where('status', '=', 'running')
-      .where('available_at', '<=', now)
-      .returning(['id', 'workspace_id', 'workflow_id', 'version_id', 'workflow_name', 'input', 'current_step', 'lease_token', 'interruptions'])
-      .execute();
+  // them in one transaction. A lease still held (not handed back by a sleep or a
+  // shutdown) has lapsed: its worker died or froze in the middle of the current step,
+  // and the claim counts the interruption.
+  const claimed = await handle.transact(async (tx) => {
+    const ids = await handle.dueExecutionIds(tx, args.limit);
+    return tx.each(take, ids.map((id) => ({ id, owner: args.owner, lease_ms: args.leaseMs })));
   });
   if (claimed.length === 0) return [];
   // Step rows are written as steps start, so an execution claimed for the first time

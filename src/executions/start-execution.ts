@@ -1,6 +1,6 @@
 import type { AuthContext } from '../api-keys/key-verifier.js';
 import { GroupCommit } from '../db/group-commit.js';
-import type { Runner } from '../db/statements.js';
+import type { Runner, Values } from '../db/statements.js';
 import type { AppDeps } from '../deps.js';
 import { ApiError, notFound } from '../errors.js';
 import { type IdempotentRequest, RETENTION_MS, type StoredResponse, reusedKey } from '../idempotency/idempotency.js';
@@ -92,8 +92,8 @@ async function commitStarts(tx: Runner, deps: Deps, requests: readonly StartRequ
   // Credits and the concurrency cap, per workspace, in arrival order: the k-th start
   // is refused with 429 if the cap would be passed (reported first), else 402 if the
   // credits would.
-  const executions: object[] = [];
-  const keys: object[] = [];
+  const executions: Values[] = [];
+  const keys: Values[] = [];
   for (const [workspaceId, candidates] of byWorkspace) {
     const ws = (await tx.all(lockedWorkspace, { workspaceId }))[0]!;
     const max = ws.max_concurrent_executions;
@@ -129,8 +129,8 @@ async function commitStarts(tx: Runner, deps: Deps, requests: readonly StartRequ
     }
     if (accepted > 0) await tx.run(debit, { workspaceId, count: accepted });
   }
-  if (executions.length > 0) await tx.run(insertExecutions, { rows: JSON.stringify(executions) });
-  if (keys.length > 0 && (await tx.run(saveResponses, { rows: JSON.stringify(keys) })) !== keys.length) {
+  await tx.each(insertExecutions, executions);
+  if (keys.length > 0 && (await tx.each(saveResponses, keys)).length !== keys.length) {
     // A live record appeared for one of the keys although its lock was held: another
     // writer that does not lock (an older process). Give the batch up; the item-by-item
     // retry then replays that key's record.

@@ -41,16 +41,15 @@ export const debit = statement('start:debit', (db) =>
     .where('id', '=', param('workspaceId')),
 );
 
-/** Inserts every execution of a batch from one JSON array of rows. */
+/** Inserts every execution of a batch (Runner.each). */
 export const insertExecutions = statement('start:executions', (_db, dialect) =>
   dialect === 'postgres'
     ? sql`insert into executions (id, workspace_id, workflow_id, version_id, workflow_name, status, input, created_at, available_at)
         select r.id, r.workspace_id, r.workflow_id, r.version_id, r.workflow_name, 'running', r.input, r.created_at, r.created_at
         from json_to_recordset(${param('rows')}::json) as r(id text, workspace_id text, workflow_id text, version_id text, workflow_name text, input text, created_at bigint)`
     : sql`insert into executions (id, workspace_id, workflow_id, version_id, workflow_name, status, input, created_at, available_at)
-        select value ->> 'id', value ->> 'workspace_id', value ->> 'workflow_id', value ->> 'version_id', value ->> 'workflow_name', 'running',
-               value ->> 'input', value ->> 'created_at', value ->> 'created_at'
-        from json_each(${param('rows')})`,
+        values (${param('id')}, ${param('workspace_id')}, ${param('workflow_id')}, ${param('version_id')}, ${param('workflow_name')}, 'running',
+                ${param('input')}, ${param('created_at')}, ${param('created_at')})`,
 );
 
 /** Records the responses of a batch's idempotency keys. An expired record of the same
@@ -63,11 +62,12 @@ export const saveResponses = statement('start:keys', (_db, dialect) =>
         from json_to_recordset(${param('rows')}::json) as r(workspace_id text, key text, fingerprint text, status_code int, body text, created_at bigint, expires_at bigint)
         on conflict (workspace_id, key) do update set fingerprint = excluded.fingerprint, status_code = excluded.status_code, body = excluded.body,
           created_at = excluded.created_at, expires_at = excluded.expires_at
-        where idempotency_keys.expires_at <= excluded.created_at`
+        where idempotency_keys.expires_at <= excluded.created_at
+        returning key`
     : sql`insert into idempotency_keys (workspace_id, key, fingerprint, status_code, body, created_at, expires_at)
-        select value ->> 'workspace_id', value ->> 'key', value ->> 'fingerprint', value ->> 'status_code', value ->> 'body', value ->> 'created_at', value ->> 'expires_at'
-        from json_each(${param('rows')}) where true
+        values (${param('workspace_id')}, ${param('key')}, ${param('fingerprint')}, ${param('status_code')}, ${param('body')}, ${param('created_at')}, ${param('expires_at')})
         on conflict (workspace_id, key) do update set fingerprint = excluded.fingerprint, status_code = excluded.status_code, body = excluded.body,
           created_at = excluded.created_at, expires_at = excluded.expires_at
-        where idempotency_keys.expires_at <= excluded.created_at`,
+        where idempotency_keys.expires_at <= excluded.created_at
+        returning key`,
 );

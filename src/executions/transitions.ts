@@ -19,7 +19,8 @@ import { type TerminalStatus, assertTransition } from './status.js';
 
 export const STOPPED_STEP_MESSAGE = 'The execution was stopped while this step was running.';
 
-// ---- the engine's fenced writes (one statement per kind for a whole batch) ----
+// ---- the engine's fenced writes (run with Runner.each: one statement per kind for a
+// whole batch on PostgreSQL, one row at a time in-process on SQLite) ----
 
 /** Locks the batch's execution rows in id order (PostgreSQL; SQLite has one writer). */
 export const lockExecutions = statement('transition:lock', () =>
@@ -33,11 +34,9 @@ export const progress = statement<{ id: string }>('transition:progress', (_db, d
     ? sql`update executions e set current_step = r.current_step, interruptions = case when e.current_step = r.current_step then e.interruptions else 0 end
         from json_to_recordset(${param('rows')}::json) as r(id text, token int, current_step int)
         where e.id = r.id and e.lease_token = r.token and e.status = 'running' returning e.id`
-    : sql`update executions set current_step = r.value ->> 'current_step',
-          interruptions = case when executions.current_step = r.value ->> 'current_step' then executions.interruptions else 0 end
-        from json_each(${param('rows')}) as r
-        where executions.id = r.value ->> 'id' and executions.lease_token = r.value ->> 'token' and executions.status = 'running'
-        returning executions.id`,
+    : sql`update executions set current_step = ${param('current_step')},
+          interruptions = case when current_step = ${param('current_step')} then interruptions else 0 end
+        where id = ${param('id')} and lease_token = ${param('token')} and status = 'running' returning id`,
 );
 
 /** A durable timer (delay, retry backoff): the lease is handed back and the execution
@@ -47,10 +46,8 @@ export const sleep = statement<{ id: string }>('transition:sleep', (_db, dialect
     ? sql`update executions e set current_step = r.current_step, available_at = r.available_at, lease_owner = null
         from json_to_recordset(${param('rows')}::json) as r(id text, token int, current_step int, available_at bigint)
         where e.id = r.id and e.lease_token = r.token and e.status = 'running' returning e.id`
-    : sql`update executions set current_step = r.value ->> 'current_step', available_at = r.value ->> 'available_at', lease_owner = null
-        from json_each(${param('rows')}) as r
-        where executions.id = r.value ->> 'id' and executions.lease_token = r.value ->> 'token' and executions.status = 'running'
-        returning executions.id`,
+    : sql`update executions set current_step = ${param('current_step')}, available_at = ${param('available_at')}, lease_owner = null
+        where id = ${param('id')} and lease_token = ${param('token')} and status = 'running' returning id`,
 );
 
 /** `running` → `success` | `failed`, by the worker that holds the lease. */
@@ -60,12 +57,10 @@ export const finish = statement<{ id: string }>('transition:finish', (_db, diale
           error_step_index = r.error_step_index, completed_at = r.completed_at, available_at = null, lease_owner = null
         from json_to_recordset(${param('rows')}::json) as r(id text, token int, status text, current_step int, error text, error_code text, error_step_index int, completed_at bigint)
         where e.id = r.id and e.lease_token = r.token and e.status = 'running' returning e.id`
-    : sql`update executions set status = r.value ->> 'status', current_step = r.value ->> 'current_step', error = r.value ->> 'error',
-          error_code = r.value ->> 'error_code', error_step_index = r.value ->> 'error_step_index', completed_at = r.value ->> 'completed_at',
+    : sql`update executions set status = ${param('status')}, current_step = ${param('current_step')}, error = ${param('error')},
+          error_code = ${param('error_code')}, error_step_index = ${param('error_step_index')}, completed_at = ${param('completed_at')},
           available_at = null, lease_owner = null
-        from json_each(${param('rows')}) as r
-        where executions.id = r.value ->> 'id' and executions.lease_token = r.value ->> 'token' and executions.status = 'running'
-        returning executions.id`,
+        where id = ${param('id')} and lease_token = ${param('token')} and status = 'running' returning id`,
 );
 
 const STEP_COLUMNS = ['execution_id', 'idx', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'interruptions', 'phase', 'wake_at', 'started_at', 'completed_at'] as const satisfies ReadonlyArray<keyof ExecutionStepTable>;
@@ -79,7 +74,7 @@ export const upsertSteps = statement('transition:steps', (_db, dialect) =>
         select ${sql.raw(STEP_COLUMNS.map((c) => `r.${c}`).join(', '))} from json_to_recordset(${param('rows')}::json) as r(${sql.raw(PG_STEP_TYPES)})
         on conflict (execution_id, idx) do update set ${sql.raw(UPDATE_STEP)}`
     : sql`insert into execution_steps (${sql.raw(STEP_COLUMNS.join(', '))})
-        select ${sql.raw(STEP_COLUMNS.map((c) => `value ->> '${c}'`).join(', '))} from json_each(${param('rows')}) where true
+        values (${sql.join(STEP_COLUMNS.map((c) => sql`${param(c)}`))})
         on conflict (execution_id, idx) do update set ${sql.raw(UPDATE_STEP)}`,
 );
 
