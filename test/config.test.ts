@@ -16,6 +16,7 @@ describe('configuration', () => {
       rateLimitPerMinute: 6000,
       logLevel: 'info',
       role: 'all',
+      engineThread: true,
     });
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -34,6 +35,7 @@ describe('configuration', () => {
       SKIPFLOW_SMTP_URL: 'http://mail',
       SKIPFLOW_ALLOW_PRIVATE_NETWORK: 'yes',
       LOG_LEVEL: 'loud',
+      SKIPFLOW_ENGINE_THREAD: 'yes',
     };
     for (const [name, value] of Object.entries(bad)) {
       expect(() => loadConfig({ [name]: value }), name).toThrow(ConfigError);
