@@ -1,4 +1,5 @@
 import type { StepDefinition } from './steps/index.js';
+import { UNTEMPLATED_FIELDS } from '../steps/step-schema.js';
 import type { ExpressionContext, StepOutcome, StepServices, StepType } from './steps/step-type.js';
 import { ExpressionError, evaluate } from './expressions.js';
 import { StepFailure } from './step-errors.js';
@@ -31,13 +32,12 @@ export async function evaluateCondition(def: StepDefinition, context: Expression
   }
 }
 
-const NOT_TEMPLATED = new Set(['type', 'name', 'if', 'timeout_ms', 'retry', 'continue_on_error']);
 
 async function renderFields(type: StepType, def: StepDefinition, context: ExpressionContext, timeoutMs: number) {
   const fields: Record<string, unknown> = {};
   const expressionFields = new Set(type.expressionFields);
   for (const [name, value] of Object.entries(def)) {
-    if (NOT_TEMPLATED.has(name) || expressionFields.has(name)) {
+    if (UNTEMPLATED_FIELDS.has(name) || expressionFields.has(name)) {
       fields[name] = value;
       continue;
     }

@@ -1,5 +1,5 @@
 import type { ExecutionRow, ExecutionStepRow, Executor } from '../db/schema.js';
-import { type PageParams, paginate } from '../http/pagination.js';
+import { type PageParams, paginate } from '../db/paginate.js';
 import { formatTimestamp } from '../lib/time.js';
 import { versionSteps } from '../workflows/version-cache.js';
 import { type Runner, param, statement } from '../db/statements.js';

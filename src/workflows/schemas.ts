@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { StepSchema } from '../engine/steps/index.js';
+import { StepSchema } from '../steps/index.js';
 
 export const MAX_STEPS = 100;
 

@@ -1,6 +1,6 @@
 import type { Executor, WorkflowRow } from '../db/schema.js';
-import type { StepDefinition } from '../engine/steps/index.js';
-import { type PageParams, paginate } from '../http/pagination.js';
+import type { StepDefinition } from '../steps/index.js';
+import { type PageParams, paginate } from '../db/paginate.js';
 import { newId } from '../lib/ids.js';
 import { formatTimestamp } from '../lib/time.js';
 import type { Workflow, WorkflowInput } from './schemas.js';

@@ -1,6 +1,7 @@
 import { invalid } from '../errors.js';
 import { compileError } from '../engine/expressions.js';
-import { STEP_TYPE_NAMES, stepType } from '../engine/steps/index.js';
+import { STEP_TYPE_NAMES, stepDefinition } from '../steps/index.js';
+import { UNTEMPLATED_FIELDS } from '../steps/step-schema.js';
 import { forEachString, templateError } from '../engine/template.js';
 import { firstSchemaError } from '../http/schema-errors.js';
 import { WorkflowEnvelope, type WorkflowInput } from './schemas.js';
@@ -9,16 +10,13 @@ import { WorkflowEnvelope, type WorkflowInput } from './schemas.js';
 // meets a step it cannot even parse: unknown types, missing or extra fields, JSONata
 // that does not compile and broken {{ }} templates are 400s naming the exact field.
 
-// Fields that are never templated (docs/api.md#steps): `type`, `name`, and the JSONata ones.
-const UNTEMPLATED = new Set(['type', 'name', 'if']);
-
 function validateStep(step: unknown, index: number): void {
   const at = `steps[${index}]`;
   if (typeof step !== 'object' || step === null || Array.isArray(step)) {
     throw invalid(`${at}: must be an object with a "type"`);
   }
   const fields = step as Record<string, unknown>;
-  const type = typeof fields.type === 'string' ? stepType(fields.type) : undefined;
+  const type = typeof fields.type === 'string' ? stepDefinition(fields.type) : undefined;
   if (!type) {
     const got = fields.type === undefined ? 'is missing' : `${JSON.stringify(fields.type)} is not a step type`;
     throw invalid(`${at}.type: ${got}; use one of ${STEP_TYPE_NAMES.join(', ')}`);
@@ -37,7 +35,7 @@ function validateStep(step: unknown, index: number): void {
   }
   const expressionFields = new Set(type.expressionFields);
   for (const [name, value] of Object.entries(fields)) {
-    if (UNTEMPLATED.has(name) || expressionFields.has(name)) continue;
+    if (UNTEMPLATED_FIELDS.has(name) || expressionFields.has(name)) continue;
     forEachString(value, `${at}.${name}`, (text, path) => {
       const message = templateError(text);
       if (message) throw invalid(`${path}: ${message}`);

@@ -1,5 +1,5 @@
 import type { Executor } from '../db/schema.js';
-import type { StepDefinition } from '../engine/steps/index.js';
+import type { StepDefinition } from '../steps/index.js';
 
 // Workflow versions are immutable, so a parsed version can be cached for ever (LRU
 // bounded): run-async and the engine read a version's steps without a query.

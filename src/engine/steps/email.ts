@@ -1,11 +1,10 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { connect, type Socket } from 'node:net';
-import { Type } from '@sinclair/typebox';
 import nodemailer, { type Transporter } from 'nodemailer';
 import SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { StepFailure } from '../step-errors.js';
-import { hasTemplate } from '../template.js';
-import { type StepType, stepSchema } from './step-type.js';
+import { emailDefinition } from '../../steps/email.js';
+import type { StepType } from './step-type.js';
 
 // The `email` step (docs/api.md#steps): one message through the operator's SMTP server
 // (SKIPFLOW_SMTP_URL). One transport per SMTP URL, unpooled: each message has its own
@@ -14,34 +13,6 @@ import { type StepType, stepSchema } from './step-type.js';
 // AbortSignal, so the attempt's signal travels to the hook in an AsyncLocalStorage.
 
 const DEFAULT_FROM = 'skipflow@localhost';
-
-const Addresses = Type.Union([
-  Type.String({ minLength: 1, maxLength: 10_000 }),
-  Type.Array(Type.String({ minLength: 1, maxLength: 1000 }), { minItems: 1, maxItems: 100 }),
-]);
-
-const schema = stepSchema('email', {
-  to: Addresses,
-  cc: Type.Optional(Addresses),
-  bcc: Type.Optional(Addresses),
-  from: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, description: 'default: the SMTP URL’s user when it is an address, else skipflow@localhost' })),
-  subject: Type.String({ maxLength: 10_000 }),
-  text: Type.Optional(Type.String({ maxLength: 1_000_000, description: 'plain-text body; give text, html or both' })),
-  html: Type.Optional(Type.String({ maxLength: 1_000_000, description: 'HTML body; give text, html or both' })),
-});
-
-function check(step: Record<string, unknown>): [string, string] | null {
-  if (step.text === undefined && step.html === undefined) return ['text', 'give "text", "html" or both'];
-  for (const field of ['to', 'cc', 'bcc', 'from']) {
-    const value = step[field];
-    const list = value === undefined ? [] : Array.isArray(value) ? value : [value];
-    const at = list.findIndex((item) => typeof item === 'string' && !hasTemplate(item) && !item.includes('@'));
-    if (at !== -1) {
-      return [Array.isArray(value) ? `${field}[${at}]` : field, `${JSON.stringify(list[at])} is not an email address (like ada@example.com) or a {{ }} template`];
-    }
-  }
-  return null;
-}
 
 const signals = new AsyncLocalStorage<AbortSignal>();
 
@@ -137,12 +108,8 @@ function smtpFailure(error: unknown, smtpUrl: string): StepFailure {
 
 const address = (entry: string | { address: string }) => (typeof entry === 'string' ? entry : entry.address);
 
-export const emailStep: StepType<typeof schema> = {
-  type: 'email',
-  schema,
-  defaultTimeoutMs: 30_000,
-  expressionFields: [],
-  check,
+export const emailStep: StepType<typeof emailDefinition.schema> = {
+  ...emailDefinition,
   async run(context, signal) {
     const smtpUrl = context.services.smtpUrl;
     if (smtpUrl === null) {

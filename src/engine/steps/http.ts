@@ -1,87 +1,19 @@
 import { STATUS_CODES } from 'node:http';
-import { Type } from '@sinclair/typebox';
 import type { Dispatcher } from 'undici';
 import { type OutgoingRequest, exchange, isHttpUrl } from '../net/follow-redirects.js';
 import { outboundDispatcher } from '../net/guarded-dispatcher.js';
 import { networkFailure } from '../net/network-failure.js';
 import { parseRetryAfter, readResponseBody } from '../net/response-body.js';
 import { StepFailure } from '../step-errors.js';
-import { hasTemplate } from '../template.js';
-import { type StepServices, type StepType, stepSchema } from './step-type.js';
+import { httpDefinition, methodProblem } from '../../steps/http.js';
+import type { StepServices, StepType } from './step-type.js';
 
 // The `http` step: one request, redirects followed through the SSRF guard,
 // the response stored as { status, headers, body } with the body bounded. Fields are
 // checked at write time when they are literal, and again after rendering.
 
-export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
-
 /** A Retry-After longer than this is taken as this, so no server parks an execution for ever. */
 const MAX_RETRY_AFTER_MS = 86_400_000;
-
-const Scalar = Type.Union([Type.String({ maxLength: 100_000 }), Type.Number(), Type.Boolean(), Type.Null()]);
-const Template = Type.String({ maxLength: 100_000, description: 'a {{ }} template giving the value' });
-
-const schema = stepSchema('http', {
-  method: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, description: `${HTTP_METHODS.join(', ')}; default GET` })),
-  url: Type.String({ minLength: 1, maxLength: 16_384, description: 'absolute http:// or https:// URL' }),
-  headers: Type.Optional(Type.Union([Type.Record(Type.String(), Scalar), Template], { description: 'request headers; a null value is not sent' })),
-  query: Type.Optional(
-    Type.Union([Type.Record(Type.String(), Type.Union([Scalar, Type.Array(Scalar)])), Template], { description: 'appended to the url’s query string' }),
-  ),
-  body: Type.Optional(Type.Unknown({ description: 'a JSON value (sent as application/json) or a string (sent as is)' })),
-  expect_status: Type.Optional(
-    Type.Union([Type.Array(Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), Template]), { minItems: 1, maxItems: 100 }), Template], {
-      description: 'accepted statuses; default any 2xx',
-    }),
-  ),
-});
-
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const isTemplate = (value: unknown) => typeof value === 'string' && hasTemplate(value);
-
-/** Why `url` is not an http(s) URL, or null; a template is judged by its literal scheme, if any. */
-function urlProblem(url: string): string | null {
-  if (hasTemplate(url)) {
-    const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url.slice(0, url.indexOf('{{')))?.[1];
-    return scheme && !/^https?$/i.test(scheme) ? `uses ${scheme.toLowerCase()}:; an http step only reaches http:// and https:// URLs` : null;
-  }
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return `"${url}" is not an absolute URL; write it as http://host/path or https://host/path`;
-  }
-  return isHttpUrl(parsed) ? null : `"${url}" uses ${parsed.protocol}; an http step only reaches http:// and https:// URLs`;
-}
-
-function methodProblem(method: unknown): string | null {
-  return typeof method === 'string' && (HTTP_METHODS as readonly string[]).includes(method.toUpperCase())
-    ? null
-    : `${JSON.stringify(method)} is not a method; use one of ${HTTP_METHODS.join(', ')}`;
-}
-
-function check(step: Record<string, unknown>): [string, string] | null {
-  const url = urlProblem(step.url as string);
-  if (url) return ['url', url];
-  if (step.method !== undefined && !isTemplate(step.method)) {
-    const problem = methodProblem(step.method);
-    if (problem) return ['method', problem];
-  }
-  if (typeof step.headers === 'object' && step.headers !== null) {
-    for (const [name, value] of Object.entries(step.headers)) {
-      if (!TOKEN.test(name)) return [`headers.${name}`, 'is not a valid header name'];
-      if (typeof value === 'string' && /[\r\n\0]/.test(value)) return [`headers.${name}`, 'must not contain line breaks'];
-    }
-  } else if (typeof step.headers === 'string' && !hasTemplate(step.headers)) return ['headers', 'must be an object (or a {{ }} template giving one)'];
-  if (typeof step.query === 'string' && !hasTemplate(step.query)) return ['query', 'must be an object (or a {{ }} template giving one)'];
-  const expect = step.expect_status;
-  if (typeof expect === 'string' && !hasTemplate(expect)) return ['expect_status', 'must be a list of status codes (or a {{ }} template giving one)'];
-  if (Array.isArray(expect)) {
-    const at = expect.findIndex((item) => typeof item === 'string' && !hasTemplate(item));
-    if (at !== -1) return [`expect_status[${at}]`, 'must be an integer status code between 100 and 599 (or a {{ }} template)'];
-  }
-  return null;
-}
 
 const templateFailure = (field: string, message: string) => new StepFailure('expression_error', `${field}: ${message}`);
 
@@ -188,13 +120,9 @@ export interface HttpStepOptions {
   dispatcher(services: StepServices): Dispatcher;
 }
 
-export function createHttpStep(options: HttpStepOptions): StepType<typeof schema> {
+export function createHttpStep(options: HttpStepOptions): StepType<typeof httpDefinition.schema> {
   return {
-    type: 'http',
-    schema,
-    defaultTimeoutMs: 30_000,
-    expressionFields: [],
-    check,
+    ...httpDefinition,
     async run(context, signal) {
       const outgoing = buildRequest(context.fields, context.stepKey);
       const expected = expectedStatuses(context.fields.expect_status);

@@ -1,25 +1,29 @@
-import { type Static, Type } from '@sinclair/typebox';
+import type { StepDefinition } from '../../steps/index.js';
 import { delayStep } from './delay.js';
-import { emailStep } from './email.js';
-import { httpStep } from './http.js';
 import type { StepType } from './step-type.js';
 import { transformStep } from './transform.js';
+import { httpDefinition } from '../../steps/http.js';
+import { emailDefinition } from '../../steps/email.js';
 
-// The registry of step types: adding a type is one module and one line here.
-const STEP_TYPES = [transformStep, delayStep, httpStep, emailStep] as const;
+// The engine's step types: each definition (steps/) with its `run`. The http and
+// email runtimes (undici, nodemailer) load on their first step, not at start.
 
-const byName = new Map<string, StepType>(STEP_TYPES.map((t) => [t.type, t as unknown as StepType]));
+export type { StepDefinition };
+
+function lazy(definition: Omit<StepType, 'run'>, load: () => Promise<StepType>): StepType {
+  let loaded: Promise<StepType> | undefined;
+  return { ...definition, run: async (context, signal) => (await (loaded ??= load())).run(context, signal) };
+}
+
+const STEP_TYPES: readonly StepType[] = [
+  transformStep as unknown as StepType,
+  delayStep as unknown as StepType,
+  lazy(httpDefinition as unknown as StepType, async () => (await import('./http.js')).httpStep as unknown as StepType),
+  lazy(emailDefinition as unknown as StepType, async () => (await import('./email.js')).emailStep as unknown as StepType),
+];
+
+const byName = new Map<string, StepType>(STEP_TYPES.map((t) => [t.type, t]));
 
 export function stepType(name: string): StepType | undefined {
   return byName.get(name);
 }
-
-export const STEP_TYPE_NAMES: readonly string[] = STEP_TYPES.map((t) => t.type);
-
-/** One step definition as written in a workflow (a union over the registry). */
-export const StepSchema = Type.Union(
-  STEP_TYPES.map((t) => t.schema),
-  { title: 'Step', description: `A step; "type" is one of ${STEP_TYPES.map((t) => t.type).join(', ')}` },
-);
-
-export type StepDefinition = Static<typeof StepSchema>;

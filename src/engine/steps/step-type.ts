@@ -1,4 +1,5 @@
-import { type TObject, type TProperties, Type } from '@sinclair/typebox';
+import type { TObject } from '@sinclair/typebox';
+import type { StepDefinitionSpec } from '../../steps/step-schema.js';
 import type { StepFailure } from '../step-errors.js';
 
 // The contract every step type implements: its own fields (a TypeBox schema that
@@ -6,32 +7,6 @@ import type { StepFailure } from '../step-errors.js';
 // a schema cannot express, and `run`. Everything common — `if`, templates,
 // timeouts, retries, continue_on_error, checkpoints — lives in the framework
 // (engine/run-step.ts), not in each type.
-
-export const RetrySchema = Type.Object(
-  {
-    max_attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, default: 1 })),
-    backoff_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000, default: 1000 })),
-    factor: Type.Optional(Type.Number({ minimum: 1, maximum: 10, default: 2 })),
-    max_backoff_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000, default: 60_000 })),
-  },
-  { additionalProperties: false },
-);
-
-export const CommonStepFields = {
-  name: Type.Optional(Type.String({ maxLength: 200 })),
-  if: Type.Optional(Type.String({ minLength: 1, maxLength: 10_000, description: 'JSONata predicate; falsy → skipped' })),
-  timeout_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000, description: 'per attempt' })),
-  retry: Type.Optional(RetrySchema),
-  continue_on_error: Type.Optional(Type.Boolean()),
-};
-
-/** Builds one step type's schema: `type` literal + common fields + its own. */
-export function stepSchema<T extends string, P extends TProperties>(type: T, fields: P) {
-  return Type.Object(
-    { type: Type.Literal(type), ...CommonStepFields, ...fields },
-    { additionalProperties: false, title: `${type} step` },
-  );
-}
 
 /** Values available to expressions and templates. */
 export interface ExpressionContext {
@@ -72,19 +47,8 @@ export type StepOutcome =
   /** A durable timer: the execution is released and this step runs again at `until`. */
   | { kind: 'sleep'; until: number };
 
-export interface StepType<S extends TObject = TObject> {
-  readonly type: string;
-  readonly schema: S;
-  /** Per-attempt budget when the step sets no `timeout_ms`. */
-  readonly defaultTimeoutMs: number;
-  /** Fields that are JSONata source themselves, so they are compiled, not templated. */
-  readonly expressionFields: readonly string[];
-  /** No effect outside the execution (a transform): its row is not marked `running`
-   * before an attempt — one write fewer per step — because an attempt that a dying
-   * worker interrupts is simply run again, harmlessly. */
-  readonly pure?: boolean;
-  /** Checks a schema cannot express; returns [fieldPath, message] or null. */
-  check?(step: Record<string, unknown>): [string, string] | null;
+/** A step type as the engine runs it: its definition (steps/) and its `run`. */
+export interface StepType<S extends TObject = TObject> extends StepDefinitionSpec<S> {
   /** How an attempt that outlives its budget fails; default: a retryable `timeout`. */
   timeoutFailure?(timeoutMs: number): StepFailure;
   run(context: StepContext, signal: AbortSignal): Promise<StepOutcome>;

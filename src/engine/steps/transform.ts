@@ -1,18 +1,11 @@
-import { Type } from '@sinclair/typebox';
 import { evaluate, timeoutMessage } from '../expressions.js';
 import { StepFailure } from '../step-errors.js';
-import { type StepType, stepSchema } from './step-type.js';
+import { transformDefinition } from '../../steps/transform.js';
+import type { StepType } from './step-type.js';
 
-const schema = stepSchema('transform', {
-  expression: Type.String({ minLength: 1, maxLength: 100_000, description: 'JSONata; its value is the result' }),
-});
 
-export const transformStep: StepType<typeof schema> = {
-  type: 'transform',
-  schema,
-  defaultTimeoutMs: 1000,
-  expressionFields: ['expression'],
-  pure: true,
+export const transformStep: StepType<typeof transformDefinition.schema> = {
+  ...transformDefinition,
   // Running past the budget is the expression's own bound (not retried), whichever of
   // the evaluator and the framework's timer notices first.
   timeoutFailure: (timeoutMs) => new StepFailure('expression_error', timeoutMessage(timeoutMs)),

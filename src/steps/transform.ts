@@ -1,0 +1,14 @@
+import { Type } from '@sinclair/typebox';
+import { type StepDefinitionSpec, stepSchema } from './step-schema.js';
+
+const schema = stepSchema('transform', {
+  expression: Type.String({ minLength: 1, maxLength: 100_000, description: 'JSONata; its value is the result' }),
+});
+
+export const transformDefinition = {
+  type: 'transform',
+  schema,
+  defaultTimeoutMs: 1000,
+  expressionFields: ['expression'],
+  pure: true,
+} as const satisfies StepDefinitionSpec<typeof schema>;
