@@ -4,7 +4,8 @@ import { backoffDelay, retryPolicy } from '../lib/backoff.js';
 import type { Clock } from '../lib/time.js';
 import type { Checkpoint, Checkpointer, StepWrite } from './checkpoint.js';
 import type { ClaimedExecution } from './lease.js';
-import { Abandoned, evaluateCondition, runAttempt, timeoutOf } from './run-step.js';
+import type { Deadline } from './deadline.js';
+import { Abandoned, attemptDeadline, evaluateCondition, runAttempt } from './run-step.js';
 import { StepFailure } from './step-errors.js';
 import { type StepDefinition, stepType } from './steps/index.js';
 import type { ExpressionContext, StepServices } from './steps/step-type.js';
@@ -55,17 +56,18 @@ async function commit(deps: RunnerDeps, run: Run, execution: Checkpoint['executi
 }
 
 /** Decides how step `i` starts (or is skipped); returns false when it was skipped. */
-async function beginStep(deps: RunnerDeps, run: Run, i: number, row: ExecutionStepRow): Promise<{ attempt: number; wakeAt: number | null } | null> {
+async function beginStep(deps: RunnerDeps, run: Run, i: number, row: ExecutionStepRow, signal: AbortSignal): Promise<{ attempt: number; wakeAt: number | null; deadline?: Deadline } | null> {
   const def = run.defs[i]!;
   const now = deps.clock.now();
   if (row.status === 'pending') {
     const type = stepType(def.type)!;
-    if (!(await evaluateCondition(def, run.context, timeoutOf(type, def)))) {
+    const deadline = attemptDeadline(type, def);
+    if (!(await evaluateCondition(def, run.context, { deadline, signal, workspaceId: run.claimed.workspace_id }))) {
       run.writes.push({ idx: i, set: { status: 'skipped', completed_at: now } });
       return null;
     }
     run.writes.push({ idx: i, set: { status: 'running', phase: 'attempt', attempts: 1, started_at: now } });
-    return { attempt: 1, wakeAt: null };
+    return { attempt: 1, wakeAt: null, deadline };
   }
   switch (row.phase) {
     case 'sleep':
@@ -124,9 +126,9 @@ async function runOneStep(deps: RunnerDeps, run: Run, i: number, signal: AbortSi
   const row = run.claimed.steps[i]!;
   const type = stepType(def.type)!;
   const freshRow = row.status === 'pending' || i !== run.claimed.current_step;
-  let started: { attempt: number; wakeAt: number | null } | null;
+  let started: { attempt: number; wakeAt: number | null; deadline?: Deadline } | null;
   try {
-    started = await beginStep(deps, run, i, freshRow ? { ...row, status: 'pending' } : row);
+    started = await beginStep(deps, run, i, freshRow ? { ...row, status: 'pending' } : row, signal);
   } catch (error) {
     if (!(error instanceof StepFailure)) throw error;
     return endWithFailure(deps, run, i, error);
@@ -145,6 +147,8 @@ async function runOneStep(deps: RunnerDeps, run: Run, i: number, signal: AbortSi
       signal,
       now: () => deps.clock.now(),
       services: deps.services,
+      workspaceId: run.claimed.workspace_id,
+      deadline: started.deadline,
     });
     const now = deps.clock.now();
     if (outcome.kind === 'sleep') {

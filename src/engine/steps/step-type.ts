@@ -1,5 +1,5 @@
 import { type TObject, type TProperties, Type } from '@sinclair/typebox';
-import type { StepFailure } from '../step-errors.js';
+import type { Deadline } from '../deadline.js';
 
 // The contract every step type implements: its own fields (a TypeBox schema that
 // drives validation, the StepDefinition type and the OpenAPI document), any check
@@ -58,7 +58,12 @@ export interface StepContext {
   attempt: number;
   /** Set when the step had asked to sleep and is now woken up. */
   wakeAt: number | null;
+  /** The step's timeout_ms (per attempt). */
   timeoutMs: number;
+  /** The attempt's deadline, shared with its `if` and templates (deadline.ts). */
+  deadline: Deadline;
+  /** The execution's workspace (the fairness key of expression evaluation). */
+  workspaceId: string;
   now(): number;
   services: StepServices;
 }
@@ -77,7 +82,5 @@ export interface StepType<S extends TObject = TObject> {
   readonly expressionFields: readonly string[];
   /** Checks a schema cannot express; returns [fieldPath, message] or null. */
   check?(step: Record<string, unknown>): [string, string] | null;
-  /** How an attempt that outlives its budget fails; default: a retryable `timeout`. */
-  timeoutFailure?(timeoutMs: number): StepFailure;
   run(context: StepContext, signal: AbortSignal): Promise<StepOutcome>;
 }

@@ -1,6 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { evaluate, timeoutMessage } from '../expressions.js';
-import { StepFailure } from '../step-errors.js';
+import { evaluate } from '../expressions.js';
 import { type StepType, stepSchema } from './step-type.js';
 
 const schema = stepSchema('transform', {
@@ -12,12 +11,9 @@ export const transformStep: StepType<typeof schema> = {
   schema,
   defaultTimeoutMs: 1000,
   expressionFields: ['expression'],
-  // Running past the budget is the expression's own bound (not retried), whichever of
-  // the evaluator and the framework's timer notices first.
-  timeoutFailure: (timeoutMs) => new StepFailure('expression_error', timeoutMessage(timeoutMs)),
   async run(context, signal) {
     const source = context.fields.expression as string;
-    const result = await evaluate(source, context.expressionContext, context.timeoutMs, signal);
+    const result = await evaluate(source, context.expressionContext, { deadline: context.deadline, signal, workspaceId: context.workspaceId });
     return { kind: 'completed', result };
   },
 };
