@@ -1,29 +1,35 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import type { Deadline } from './deadline.js';
 
-// Evaluation threads for the expressions that may not run on the main thread
-// (expression-class.ts). Each thread evaluates one expression at a time, inside
-// resource limits (heap, stack), so whatever the expression does:
-// - time: the thread is terminated at the deadline, even when stuck inside one
+// Evaluators for the expressions that may not run on the main thread
+// (expression-class.ts). Each is a small child process evaluating one expression at
+// a time with a bounded heap and stack, so whatever the expression does:
+// - time: the evaluator is killed at the deadline, even when stuck inside one
 //   built-in call (a backtracking regex) where JSONata's own checks never run;
-// - memory and stack: an isolate that exhausts them dies alone; the process and
+// - memory and stack: an evaluator that exhausts them dies alone; the server and
 //   every other evaluation go on, and the step fails with expression_error;
-// - stop: an abort signal terminates the thread at once.
-// A terminated thread is replaced right away, so the pool stays warm.
+// - stop: an abort signal kills the evaluator at once.
+// A killed evaluator is replaced right away, so the pool stays warm.
+//
+// Processes, not worker threads: a worker's resourceLimits do not survive one large
+// allocation — `$pad("x", 400000000)` then JSON.stringify of it hit V8's fatal
+// out-of-memory handler inside the worker, which aborts the whole process. A child
+// process that aborts is just an exit code. Its environment is empty: an expression
+// cannot read anything, but nothing is there to read either.
 //
 // The queue is fair across workspaces: one queue per workspace, served round-robin,
 // so a workspace with many runaway expressions delays another workspace's by at most
-// one evaluation per thread — and that wait is not the other step's running time
+// one evaluation per evaluator — and that wait is not the other step's running time
 // (its deadline is paused meanwhile).
 
 /** JSONata's guardrails, here and on the main thread. */
 export const EXPRESSION_LIMITS = { maxDepth: 200, maxSequence: 1_000_000 } as const;
 /** An expression's value is at most this long as JSON (more is an expression_error). */
 export const MAX_VALUE_CHARS = 16 * 1024 * 1024;
-const THREADS = Math.max(2, Math.min(4, availableParallelism()));
-const THREAD_LIMITS = { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32, stackSizeMb: 4 };
+const EVALUATORS = Math.max(2, Math.min(4, availableParallelism()));
+const EVALUATOR_FLAGS = ['--max-old-space-size=256', '--max-semi-space-size=16', '--stack-size=984'];
 /** Lets JSONata end a step-checked loop itself (cheaper than a respawn) before the kill. */
 const KILL_GRACE_MS = 25;
 
@@ -53,14 +59,16 @@ export function timeoutMessage(timeoutMs: number): string {
   return `evaluation took longer than ${timeoutMs} ms (timeout_ms)`;
 }
 
-const THREAD_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const jsonata = require(workerData.jsonataPath);
+const EVALUATOR_SOURCE = `
+const settings = JSON.parse(process.argv[1]);
+const jsonata = require(settings.jsonataPath);
+const parentPort = { postMessage: (message) => process.send(message), on: (event, listener) => process.on(event, listener) };
+process.on('disconnect', () => process.exit(0));
 const cache = new Map();
 function compiled(source) {
   let entry = cache.get(source);
   if (!entry) {
-    const options = { timeout: 1, stack: workerData.maxDepth, sequence: workerData.maxSequence };
+    const options = { timeout: 1, stack: settings.maxDepth, sequence: settings.maxSequence };
     entry = { options, expression: jsonata(source, options) };
     if (cache.size >= 500) cache.delete(cache.keys().next().value);
     cache.set(source, entry);
@@ -81,8 +89,8 @@ parentPort.on('message', async ({ source, context, timeoutMs }) => {
       return;
     }
     const json = value === undefined || typeof value === 'function' ? 'null' : JSON.stringify(value) ?? 'null';
-    if (json.length > workerData.maxValueChars) {
-      parentPort.postMessage({ ok: false, error: { message: 'the expression produced a value larger than ' + workerData.maxValueChars + ' characters of JSON' } });
+    if (json.length > settings.maxValueChars) {
+      parentPort.postMessage({ ok: false, error: { message: 'the expression produced a value larger than ' + settings.maxValueChars + ' characters of JSON' } });
       return;
     }
     parentPort.postMessage({ ok: true, json });
@@ -108,15 +116,15 @@ interface Task extends PoolTask {
   cleanup(): void;
 }
 
-interface Thread {
-  worker: Worker;
+interface Evaluator {
+  child: ChildProcess;
   task: Task | null;
   watchdog: NodeJS.Timeout | undefined;
 }
 
 class EvaluationPool {
-  readonly #threads = new Set<Thread>();
-  readonly #idle: Thread[] = [];
+  readonly #evaluators = new Set<Evaluator>();
+  readonly #idle: Evaluator[] = [];
   /** Per-workspace queues; Map order is the round-robin order. */
   readonly #queues = new Map<string, Task[]>();
   #jsonataPath: string | undefined;
@@ -132,7 +140,7 @@ class EvaluationPool {
         cleanup: () => args.signal?.removeEventListener('abort', onAbort),
       };
       args.signal?.addEventListener('abort', onAbort, { once: true });
-      task.deadline.pause(); // waiting for a thread is not running time
+      task.deadline.pause(); // waiting for a evaluator is not running time
       const queue = this.#queues.get(task.workspaceId);
       if (queue) queue.push(task);
       else this.#queues.set(task.workspaceId, [task]);
@@ -153,11 +161,11 @@ class EvaluationPool {
 
   #pump(): void {
     while (this.#queues.size > 0) {
-      const thread = this.#idle.pop() ?? (this.#threads.size < THREADS ? this.#spawn() : undefined);
-      if (!thread) return;
+      const evaluator = this.#idle.pop() ?? (this.#evaluators.size < EVALUATORS ? this.#spawn() : undefined);
+      if (!evaluator) return;
       const task = this.#next();
-      if (task) this.#dispatch(thread, task);
-      else this.#idle.push(thread);
+      if (task) this.#dispatch(evaluator, task);
+      else this.#idle.push(evaluator);
     }
   }
 
@@ -169,44 +177,46 @@ class EvaluationPool {
       if (queue.length === 0) this.#queues.delete(task.workspaceId);
       task.deadline.resume();
     } else {
-      for (const thread of this.#threads) if (thread.task === task) this.#kill(thread);
+      for (const evaluator of this.#evaluators) if (evaluator.task === task) this.#kill(evaluator);
     }
     task.reject(new ExpressionAborted('the evaluation was stopped'));
     this.#pump();
   }
 
-  #spawn(): Thread {
+  #spawn(): Evaluator {
     this.#jsonataPath ??= createRequire(import.meta.url).resolve('jsonata');
-    const worker = new Worker(THREAD_SOURCE, {
-      eval: true,
-      workerData: { jsonataPath: this.#jsonataPath, ...EXPRESSION_LIMITS, maxValueChars: MAX_VALUE_CHARS },
-      resourceLimits: THREAD_LIMITS,
-      stdout: false,
-      stderr: false,
+    const settings = JSON.stringify({ jsonataPath: this.#jsonataPath, ...EXPRESSION_LIMITS, maxValueChars: MAX_VALUE_CHARS });
+    const child = spawn(process.execPath, [...EVALUATOR_FLAGS, '-e', EVALUATOR_SOURCE, settings], {
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+      serialization: 'advanced',
+      env: {},
     });
-    worker.unref();
-    const thread: Thread = { worker, task: null, watchdog: undefined };
-    this.#threads.add(thread);
-    worker.on('message', (message: { ok: boolean; json?: string; error?: ErrorShape }) => {
-      if (!this.#threads.has(thread)) return; // answered just as it was terminated
-      const task = this.#release(thread);
-      this.#idle.push(thread);
+    // Neither keeps the server alive.
+    child.unref();
+    child.channel?.unref();
+    const evaluator: Evaluator = { child, task: null, watchdog: undefined };
+    this.#evaluators.add(evaluator);
+    child.on('message', (message: { ok: boolean; json?: string; error?: ErrorShape }) => {
+      if (!this.#evaluators.has(evaluator)) return; // answered just as it was killed
+      const task = this.#release(evaluator);
+      this.#idle.push(evaluator);
       if (task) this.#settle(task, message);
       this.#pump();
     });
-    const lost = (error: unknown) => {
-      // Not replaced here (a thread that cannot start would respawn for ever): #pump
-      // spawns one when there is work.
-      const task = this.#kill(thread, false);
-      const outOfMemory = (error as { code?: string })?.code === 'ERR_WORKER_OUT_OF_MEMORY';
-      task?.reject(new ExpressionError(outOfMemory ? 'the expression ran out of memory' : `the expression's thread failed: ${describe(error)}`));
+    const lost = (why: string) => {
+      // Not replaced here (an evaluator that cannot start would respawn for ever):
+      // #pump spawns one when there is work.
+      const task = this.#kill(evaluator, false);
+      task?.reject(new ExpressionError(why));
       this.#pump();
     };
-    worker.on('error', lost);
-    worker.on('exit', (code) => {
-      if (this.#threads.has(thread)) lost(new Error(`it exited with code ${code}`));
+    child.on('error', (error) => lost(`the expression's evaluator failed: ${error.message}`));
+    child.on('exit', (code, signal) => {
+      if (!this.#evaluators.has(evaluator)) return;
+      // V8 aborts (SIGABRT) when the heap or the stack is exhausted.
+      lost(signal === 'SIGABRT' || code === 134 ? 'the expression ran out of memory' : `the expression's evaluator exited (${signal ?? `code ${code}`})`);
     });
-    return thread;
+    return evaluator;
   }
 
   #settle(task: Task, message: { ok: boolean; json?: string; error?: ErrorShape }): void {
@@ -215,45 +225,45 @@ class EvaluationPool {
     else task.reject(new ExpressionError(describe(message.error)));
   }
 
-  #dispatch(thread: Thread, task: Task): void {
+  #dispatch(evaluator: Evaluator, task: Task): void {
     const now = Date.now();
     task.deadline.resume(now);
     const remaining = task.deadline.remaining(now);
     if (remaining <= 0) {
-      this.#idle.push(thread);
+      this.#idle.push(evaluator);
       task.reject(new ExpressionTimeout(timeoutMessage(task.deadline.timeoutMs)));
       return;
     }
     try {
-      thread.worker.postMessage({ source: task.source, context: task.context, timeoutMs: remaining });
+      evaluator.child.send({ source: task.source, context: task.context, timeoutMs: remaining });
     } catch (error) {
-      this.#idle.push(thread);
+      this.#idle.push(evaluator);
       task.reject(new ExpressionError(`the expression's context is not plain data: ${describe(error)}`));
       return;
     }
-    thread.task = task;
-    thread.watchdog = setTimeout(() => {
+    evaluator.task = task;
+    evaluator.watchdog = setTimeout(() => {
       // Still running past its deadline: stuck inside one call. Only killing stops it.
-      this.#kill(thread)?.reject(new ExpressionTimeout(timeoutMessage(task.deadline.timeoutMs)));
+      this.#kill(evaluator)?.reject(new ExpressionTimeout(timeoutMessage(task.deadline.timeoutMs)));
       this.#pump();
     }, remaining + KILL_GRACE_MS);
   }
 
-  #release(thread: Thread): Task | null {
-    const task = thread.task;
-    thread.task = null;
-    clearTimeout(thread.watchdog);
-    thread.watchdog = undefined;
+  #release(evaluator: Evaluator): Task | null {
+    const task = evaluator.task;
+    evaluator.task = null;
+    clearTimeout(evaluator.watchdog);
+    evaluator.watchdog = undefined;
     return task;
   }
 
-  /** Terminates a thread (and spawns its replacement); returns the task it was running. */
-  #kill(thread: Thread, replace = true): Task | null {
-    const task = this.#release(thread);
-    if (!this.#threads.delete(thread)) return task;
-    const at = this.#idle.indexOf(thread);
+  /** Terminates a evaluator (and spawns its replacement); returns the task it was running. */
+  #kill(evaluator: Evaluator, replace = true): Task | null {
+    const task = this.#release(evaluator);
+    if (!this.#evaluators.delete(evaluator)) return task;
+    const at = this.#idle.indexOf(evaluator);
     if (at !== -1) this.#idle.splice(at, 1);
-    void thread.worker.terminate().catch(() => {});
+    evaluator.child.kill('SIGKILL');
     if (replace) this.#idle.push(this.#spawn());
     return task;
   }
