@@ -38,13 +38,18 @@ function evaluationFailure(field: string, error: unknown, signal: AbortSignal | 
 }
 
 /** Evaluates the step's `if` within `options.deadline` (the first attempt's). Throws a
- * StepFailure (expression_error, timeout), or Abandoned when `options.signal` aborts. */
+ * StepFailure (expression_error, timeout), or Abandoned when `options.signal` aborts.
+ * The deadline is left paused: the checkpoint committed between the `if` and the
+ * attempt is not the step's time (under load it can take longer than a short
+ * timeout_ms); runAttempt resumes it. */
 export async function evaluateCondition(def: StepDefinition, context: ExpressionContext, options: EvaluateOptions): Promise<boolean> {
-  if (def.if === undefined) return true;
   try {
+    if (def.if === undefined) return true;
     return truthy(await evaluate(def.if, context, options));
   } catch (error) {
     throw evaluationFailure('if', error, options.signal);
+  } finally {
+    options.deadline.pause();
   }
 }
 
@@ -89,11 +94,12 @@ export async function runAttempt(args: {
   services: StepServices;
   /** The execution's workspace: evaluation threads are shared fairly across workspaces. */
   workspaceId?: string;
-  /** The deadline the step's `if` started (first attempt); otherwise one starts now. */
+  /** The deadline the step's `if` started, paused (first attempt); otherwise one starts now. */
   deadline?: Deadline;
 }): Promise<StepOutcome> {
   const timeoutMs = timeoutOf(args.type, args.def);
   const deadline = args.deadline ?? new Deadline(timeoutMs);
+  deadline.resume(); // paused by evaluateCondition, if it ran
   const workspaceId = args.workspaceId ?? '';
   // Stopped (or shutting down) before the attempt began: do not start it at all.
   if (args.signal.aborted) throw new Abandoned('stopped');
