@@ -25,7 +25,7 @@ export { EXPRESSION_LIMITS, ExpressionAborted, ExpressionError, ExpressionTimeou
 //   FAST_SLICE_MS: JSONata's checks then bound it. This is the hot path (`input.n + 1`,
 //   `{ "total": steps[1] }`), and costs a few microseconds;
 // - everything else, and any fast evaluation still running after its slice (started
-//   again, from scratch), on an evaluation thread (expression-pool.ts), killed at its
+//   again, from scratch), in an evaluator process (expression-pool.ts), killed at its
 //   deadline or on stop, with bounded memory.
 // Either way an evaluation ends by its deadline (give or take one slice), the event
 // loop is never held for more than a slice, and no expression can take the process down.
@@ -41,9 +41,9 @@ const FAST_SOURCE_CHARS = 1000;
 export interface EvaluateOptions {
   /** The attempt's one budget; see deadline.ts. */
   deadline: Deadline;
-  /** Stop: abandons the evaluation (a thread running it is terminated). */
+  /** Stop: abandons the evaluation (an evaluator running it is killed). */
   signal?: AbortSignal;
-  /** Whose step this is: evaluation threads are shared fairly across workspaces. */
+  /** Whose step this is: evaluators are shared fairly across workspaces. */
   workspaceId?: string;
 }
 

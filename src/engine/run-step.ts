@@ -92,7 +92,7 @@ export async function runAttempt(args: {
   signal: AbortSignal;
   now: () => number;
   services: StepServices;
-  /** The execution's workspace: evaluation threads are shared fairly across workspaces. */
+  /** The execution's workspace: evaluators are shared fairly across workspaces. */
   workspaceId?: string;
   /** The deadline the step's `if` started, paused (first attempt); otherwise one starts now. */
   deadline?: Deadline;

@@ -33,7 +33,7 @@ export function stepSchema<T extends string, P extends TProperties>(type: T, fie
   );
 }
 
-/** Values available to expressions and templates (SPEC §1). */
+/** Values available to expressions and templates. */
 export interface ExpressionContext {
   input: unknown;
   steps: unknown[];
