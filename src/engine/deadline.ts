@@ -3,8 +3,8 @@
 // its timeout_ms however many expressions it has.
 //
 // It is an absolute instant (Date.now() milliseconds) that moves for one reason only:
-// time an evaluation spends queued for an evaluation thread is not the step's running
-// time (the threads are shared by every workspace, so one busy workspace must not use
+// time an evaluation spends queued for an evaluator (expression-pool.ts) is not the step's running
+// time (evaluators are shared by every workspace, so one busy workspace must not use
 // up another's budgets). The pool pauses the deadline while the evaluation waits.
 
 export class Deadline {
@@ -29,7 +29,7 @@ export class Deadline {
     return this.#pausedAt !== null;
   }
 
-  /** Stops the clock (an evaluation is queued for a thread). */
+  /** Stops the clock (an evaluation is queued for an evaluator). */
   pause(now = Date.now()): void {
     if (this.#pauses++ === 0) this.#pausedAt = now;
   }

@@ -1,6 +1,6 @@
 // Which expressions may run on the main thread: those whose every single evaluation
 // step is provably cheap, so JSONata's own between-steps checks (time, depth, sequence
-// length) bound the whole evaluation. Everything else runs on an evaluation thread
+// length) bound the whole evaluation. Everything else runs in an evaluator process
 // that can be killed (expression-pool.ts).
 //
 // One step is cheap when nothing in it can backtrack, sort, deduplicate, recurse or

@@ -79,7 +79,7 @@ function toFailure(error: unknown): StepFailure {
   return new StepFailure('internal_error', `The step failed unexpectedly: ${(error as Error)?.message ?? String(error)}`);
 }
 
-/** While an evaluation waits for a thread the deadline is paused: look again this often. */
+/** While an evaluation waits for an evaluator the deadline is paused: look again this often. */
 const PAUSED_RECHECK_MS = 50;
 
 export async function runAttempt(args: {
