@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Deadline } from '../src/engine/deadline.js';
 import { delayStep } from '../src/engine/steps/delay.js';
 import type { StepContext } from '../src/engine/steps/step-type.js';
 import { formatTimestamp } from '../src/lib/time.js';
@@ -33,6 +34,8 @@ describe('engine: the delay step type', () => {
     fields,
     expressionContext: { input: null, steps: [], execution: { execution_id: 'e', workflow_id: 'w', workflow_name: 'W' }, workflow: { workflow_id: 'w', name: 'W' } },
     stepKey: 'e:0',
+    deadline: new Deadline(1000),
+    workspaceId: 'w',
     attempt: 1,
     wakeAt,
     timeoutMs: 1000,

@@ -4,7 +4,8 @@ import type { Clock } from '../lib/time.js';
 import type { Checkpoint, Checkpointer, ExecutionMove, StepRow } from './checkpoint.js';
 import { stepResultText } from './execution-result-budget.js';
 import type { ClaimedExecution } from './lease.js';
-import { Abandoned, evaluateCondition, runAttempt, timeoutOf } from './run-step.js';
+import type { Deadline } from './deadline.js';
+import { Abandoned, attemptDeadline, evaluateCondition, runAttempt } from './run-step.js';
 import { StepFailure } from './step-errors.js';
 import { type StepDefinition, stepType } from './steps/index.js';
 import type { ExpressionContext, StepOutcome, StepServices } from './steps/step-type.js';
@@ -102,9 +103,9 @@ function label(def: StepDefinition, i: number): string {
 }
 
 /** What happens before step i's attempt: skip it, fail it, or run attempt N. */
-type Start = { skip: true } | { failure: StepFailure } | { attempt: number; wakeAt: number | null; marked: boolean };
+type Start = { skip: true } | { failure: StepFailure } | { attempt: number; wakeAt: number | null; marked: boolean; deadline?: Deadline };
 
-async function startStep(run: Run, i: number): Promise<Start> {
+async function startStep(run: Run, i: number, signal: AbortSignal): Promise<Start> {
   const def = run.defs[i]!;
   const type = stepType(def.type)!;
   const row = run.row(i);
@@ -117,8 +118,10 @@ async function startStep(run: Run, i: number): Promise<Start> {
   // Rows of an older layout (`pending` placeholders), or past the execution's
   // position, are fresh.
   if (row.status === 'pending' || i !== run.claimed.current_step) {
+    // One deadline for the first attempt: its `if`, its templates and its work.
+    const deadline = attemptDeadline(type, def);
     try {
-      if (!(await evaluateCondition(def, run.context, timeoutOf(type, def)))) {
+      if (!(await evaluateCondition(def, run.context, { deadline, signal, workspaceId: run.claimed.workspace_id }))) {
         run.write(i, { status: 'skipped', completed_at: now });
         return { skip: true };
       }
@@ -129,10 +132,10 @@ async function startStep(run: Run, i: number): Promise<Start> {
     const running = { status: 'running', phase: 'attempt', attempts: 1, started_at: now, interruptions } as const;
     if (type.pure) {
       run.rows[i] = { ...row, ...running };
-      return { attempt: 1, wakeAt: null, marked: false };
+      return { attempt: 1, wakeAt: null, marked: false, deadline };
     }
     run.write(i, running);
-    return { attempt: 1, wakeAt: null, marked: true };
+    return { attempt: 1, wakeAt: null, marked: true, deadline };
   }
   switch (row.phase) {
     case 'sleep':
@@ -158,7 +161,7 @@ async function startStep(run: Run, i: number): Promise<Start> {
 }
 
 /** Runs step i's attempt; returns its outcome or its failure. */
-async function attemptStep(run: Run, i: number, start: { attempt: number; wakeAt: number | null }, signal: AbortSignal): Promise<StepOutcome | StepFailure> {
+async function attemptStep(run: Run, i: number, start: { attempt: number; wakeAt: number | null; deadline?: Deadline }, signal: AbortSignal): Promise<StepOutcome | StepFailure> {
   const def = run.defs[i]!;
   try {
     return await runAttempt({
@@ -171,6 +174,8 @@ async function attemptStep(run: Run, i: number, start: { attempt: number; wakeAt
       signal,
       now: () => run.now(),
       services: run.deps.services,
+      workspaceId: run.claimed.workspace_id,
+      deadline: start.deadline,
     });
   } catch (error) {
     // Only the step's own failure is data; Abandoned and anything else propagate.
@@ -199,7 +204,7 @@ export async function runExecution(deps: RunnerDeps, claimed: ClaimedExecution, 
 /** One step, start to end: 'next' when the run goes on to the following step. */
 async function runStep(run: Run, i: number, signal: AbortSignal): Promise<RunEnd | 'next'> {
   const def = run.defs[i]!;
-  const start = await startStep(run, i);
+  const start = await startStep(run, i, signal);
   if ('skip' in start) return 'next';
   if ('failure' in start) return fail(run, i, start.failure);
   // Whatever is pending (the end of the step before, this step's mark) is durable

@@ -1,13 +1,15 @@
+import { Deadline } from './deadline.js';
+import { type EvaluateOptions, ExpressionAborted, ExpressionError, ExpressionTimeout, evaluate } from './expressions.js';
+import { StepFailure } from './step-errors.js';
 import type { StepDefinition } from './steps/index.js';
 import { UNTEMPLATED_FIELDS } from '../steps/step-schema.js';
 import type { ExpressionContext, StepOutcome, StepServices, StepType } from './steps/step-type.js';
-import { ExpressionError, evaluate } from './expressions.js';
-import { StepFailure } from './step-errors.js';
-import { renderTemplates } from './template.js';
+import { renderTemplates, setOwn } from './template.js';
 
-// The step framework: what every step type gets for free. Templates are rendered
-// just before the attempt, the attempt runs under its time budget and the stop
-// signal, and any error becomes a StepFailure with a stable code.
+// The step framework: what every step type gets for free. One deadline per attempt
+// (timeout_ms) covers the step's `if` (on its first attempt), its templates and its
+// work; the stop signal reaches all three; any error becomes a StepFailure with a
+// stable code.
 
 /** Thrown when the execution was stopped (or its lease lost): nothing is written. */
 export class Abandoned extends Error {}
@@ -23,28 +25,48 @@ export function truthy(value: unknown): boolean {
   return Boolean(value);
 }
 
-export async function evaluateCondition(def: StepDefinition, context: ExpressionContext, timeoutMs: number): Promise<boolean> {
-  if (def.if === undefined) return true;
+/** The deadline of an attempt that starts now. */
+export function attemptDeadline(type: StepType, def: StepDefinition): Deadline {
+  return new Deadline(timeoutOf(type, def));
+}
+
+/** A failed evaluation of `field` as the step's failure (or Abandoned, when stopped). */
+function evaluationFailure(field: string, error: unknown, signal: AbortSignal | undefined): Error {
+  if (error instanceof Abandoned || error instanceof ExpressionAborted || signal?.aborted) return new Abandoned('stopped');
+  if (error instanceof StepFailure) return error;
+  if (error instanceof ExpressionTimeout) return new StepFailure('timeout', `${field}: ${error.message}`, true);
+  return new StepFailure('expression_error', `${field}: ${(error as Error).message}`);
+}
+
+/** Evaluates the step's `if` within `options.deadline` (the first attempt's). Throws a
+ * StepFailure (expression_error, timeout), or Abandoned when `options.signal` aborts.
+ * The deadline is left paused: the checkpoint committed between the `if` and the
+ * attempt is not the step's time (under load it can take longer than a short
+ * timeout_ms); runAttempt resumes it. */
+export async function evaluateCondition(def: StepDefinition, context: ExpressionContext, options: EvaluateOptions): Promise<boolean> {
   try {
-    return truthy(await evaluate(def.if, context, timeoutMs));
+    if (def.if === undefined) return true;
+    return truthy(await evaluate(def.if, context, options));
   } catch (error) {
-    throw new StepFailure('expression_error', `if: ${(error as Error).message}`);
+    throw evaluationFailure('if', error, options.signal);
+  } finally {
+    options.deadline.pause();
   }
 }
 
 
-async function renderFields(type: StepType, def: StepDefinition, context: ExpressionContext, timeoutMs: number) {
+async function renderFields(type: StepType, def: StepDefinition, context: ExpressionContext, options: EvaluateOptions) {
   const fields: Record<string, unknown> = {};
   const expressionFields = new Set(type.expressionFields);
   for (const [name, value] of Object.entries(def)) {
     if (UNTEMPLATED_FIELDS.has(name) || expressionFields.has(name)) {
-      fields[name] = value;
+      setOwn(fields, name, value);
       continue;
     }
     try {
-      fields[name] = await renderTemplates(value, context, timeoutMs);
+      setOwn(fields, name, await renderTemplates(value, context, options));
     } catch (error) {
-      throw new StepFailure('expression_error', `${name}: ${(error as Error).message}`);
+      throw evaluationFailure(name, error, options.signal);
     }
   }
   return fields;
@@ -52,9 +74,13 @@ async function renderFields(type: StepType, def: StepDefinition, context: Expres
 
 function toFailure(error: unknown): StepFailure {
   if (error instanceof StepFailure) return error;
+  if (error instanceof ExpressionTimeout) return new StepFailure('timeout', error.message, true);
   if (error instanceof ExpressionError) return new StepFailure('expression_error', error.message);
   return new StepFailure('internal_error', `The step failed unexpectedly: ${(error as Error)?.message ?? String(error)}`);
 }
+
+/** While an evaluation waits for an evaluator the deadline is paused: look again this often. */
+const PAUSED_RECHECK_MS = 50;
 
 export async function runAttempt(args: {
   type: StepType;
@@ -66,12 +92,18 @@ export async function runAttempt(args: {
   signal: AbortSignal;
   now: () => number;
   services: StepServices;
+  /** The execution's workspace: evaluators are shared fairly across workspaces. */
+  workspaceId?: string;
+  /** The deadline the step's `if` started, paused (first attempt); otherwise one starts now. */
+  deadline?: Deadline;
 }): Promise<StepOutcome> {
   const timeoutMs = timeoutOf(args.type, args.def);
-  const fields = await renderFields(args.type, args.def, args.context, timeoutMs);
+  const deadline = args.deadline ?? new Deadline(timeoutMs);
+  deadline.resume(); // paused by evaluateCondition, if it ran
+  const workspaceId = args.workspaceId ?? '';
   // Stopped (or shutting down) before the attempt began: do not start it at all.
   if (args.signal.aborted) throw new Abandoned('stopped');
-  // One controller per attempt, aborted by its timer or by the execution's signal.
+  // One controller per attempt, aborted by its deadline or by the execution's signal.
   // (Linked by hand: AbortSignal.any allocates weak references per call, which showed
   // up as a tenth of the worker's time, most of it in the garbage collector.)
   const attempt = new AbortController();
@@ -79,29 +111,53 @@ export async function runAttempt(args: {
   let timer: NodeJS.Timeout | undefined;
   const onStop = () => attempt.abort();
   args.signal.addEventListener('abort', onStop, { once: true });
+  const check = () => {
+    const left = deadline.remaining();
+    if (left > 0) timer = setTimeout(check, deadline.paused ? Math.max(left, PAUSED_RECHECK_MS) : left);
+    else attempt.abort();
+  };
   // The race makes a step that ignores its signal end on time all the same; the
-  // signal makes a well-behaved step (http) also release what it holds.
+  // signal makes a well-behaved step (http) also release what it holds, and ends the
+  // evaluation of its templates.
   const cut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => attempt.abort(), timeoutMs);
     signal.addEventListener(
       'abort',
       () => {
         if (args.signal.aborted) reject(new Abandoned('stopped'));
-        else reject(args.type.timeoutFailure?.(timeoutMs) ?? new StepFailure('timeout', `The step did not finish within ${timeoutMs} ms (timeout_ms).`, true));
+        else reject(new StepFailure('timeout', `The step did not finish within ${timeoutMs} ms (timeout_ms).`, true));
       },
       { once: true },
     );
   });
   cut.catch(() => {}); // settled only by an abort; unobserved when the step wins
+  check();
   try {
-    const run = args.type.run(
-      { fields, expressionContext: args.context, stepKey: args.stepKey, attempt: args.attempt, wakeAt: args.wakeAt, timeoutMs, now: args.now, services: args.services },
-      signal,
-    );
+    const run = (async () => {
+      const fields = await renderFields(args.type, args.def, args.context, { deadline, signal, workspaceId });
+      if (signal.aborted) throw new Abandoned('stopped');
+      return args.type.run(
+        {
+          fields,
+          expressionContext: args.context,
+          stepKey: args.stepKey,
+          attempt: args.attempt,
+          wakeAt: args.wakeAt,
+          timeoutMs,
+          deadline,
+          workspaceId,
+          now: args.now,
+          services: args.services,
+        },
+        signal,
+      );
+    })();
     run.catch(() => {}); // when `cut` wins, a later rejection of `run` is expected
     return await Promise.race([run, cut]);
   } catch (error) {
-    if (error instanceof Abandoned || args.signal.aborted) throw new Abandoned('stopped');
+    if (args.signal.aborted) throw new Abandoned('stopped');
+    // Our own deadline aborted it (the evaluation of a template then ends "stopped").
+    if (signal.aborted) throw new StepFailure('timeout', `The step did not finish within ${timeoutMs} ms (timeout_ms).`, true);
+    if (error instanceof Abandoned) throw error;
     throw toFailure(error);
   } finally {
     clearTimeout(timer);

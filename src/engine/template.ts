@@ -1,6 +1,6 @@
-import { compileError, evaluate } from './expressions.js';
+import { type EvaluateOptions, compileError, evaluate } from './expressions.js';
 
-// `{{ expr }}` templates in step fields (docs/api.md#steps). A string that is exactly one
+// `{{ expr }}` templates in step fields. A string that is exactly one
 // template takes the expression's value with its JSON type; a string that mixes text
 // and templates stays a string, each value rendered as text (objects as JSON).
 
@@ -59,29 +59,36 @@ function asText(value: unknown): string {
   return JSON.stringify(value);
 }
 
-async function renderString(value: string, context: unknown, timeoutMs: number): Promise<unknown> {
+async function renderString(value: string, context: unknown, options: EvaluateOptions): Promise<unknown> {
   if (!hasTemplate(value)) return value;
   const segments = parseTemplate(value);
   const only = segments.length === 1 ? segments[0] : undefined;
-  if (only && 'expr' in only) return evaluate(only.expr, context, timeoutMs);
+  if (only && 'expr' in only) return evaluate(only.expr, context, options);
   let out = '';
   for (const segment of segments) {
-    out += 'text' in segment ? segment.text : asText(await evaluate(segment.expr, context, timeoutMs));
+    out += 'text' in segment ? segment.text : asText(await evaluate(segment.expr, context, options));
   }
   return out;
 }
 
-/** Renders every string inside a JSON value (objects and arrays included). */
-export async function renderTemplates(value: unknown, context: unknown, timeoutMs: number): Promise<unknown> {
-  if (typeof value === 'string') return renderString(value, context, timeoutMs);
+/** Sets `key` as an own data property, whatever it is: a plain `out[key] = value`
+ * with key "__proto__" would set the prototype instead, and the key would be lost. */
+export function setOwn(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** Renders every string inside a JSON value (objects and arrays included); every key
+ * comes out as written. All the templates share `options.deadline` and `signal`. */
+export async function renderTemplates(value: unknown, context: unknown, options: EvaluateOptions): Promise<unknown> {
+  if (typeof value === 'string') return renderString(value, context, options);
   if (Array.isArray(value)) {
     const out: unknown[] = [];
-    for (const item of value) out.push(await renderTemplates(item, context, timeoutMs));
+    for (const item of value) out.push(await renderTemplates(item, context, options));
     return out;
   }
   if (typeof value === 'object' && value !== null) {
     const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) out[key] = await renderTemplates(item, context, timeoutMs);
+    for (const [key, item] of Object.entries(value)) setOwn(out, key, await renderTemplates(item, context, options));
     return out;
   }
   return value;

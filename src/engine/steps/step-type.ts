@@ -1,6 +1,6 @@
 import type { TObject } from '@sinclair/typebox';
 import type { StepDefinitionSpec } from '../../steps/step-schema.js';
-import type { StepFailure } from '../step-errors.js';
+import type { Deadline } from '../deadline.js';
 
 // The contract every step type implements: its own fields (a TypeBox schema that
 // drives validation, the StepDefinition type and the OpenAPI document), any check
@@ -37,7 +37,12 @@ export interface StepContext {
   attempt: number;
   /** Set when the step had asked to sleep and is now woken up. */
   wakeAt: number | null;
+  /** The step's timeout_ms (per attempt). */
   timeoutMs: number;
+  /** The attempt's deadline, shared with its `if` and templates (deadline.ts). */
+  deadline: Deadline;
+  /** The execution's workspace (the fairness key of expression evaluation). */
+  workspaceId: string;
   now(): number;
   services: StepServices;
 }
@@ -49,7 +54,5 @@ export type StepOutcome =
 
 /** A step type as the engine runs it: its definition (steps/) and its `run`. */
 export interface StepType<S extends TObject = TObject> extends StepDefinitionSpec<S> {
-  /** How an attempt that outlives its budget fails; default: a retryable `timeout`. */
-  timeoutFailure?(timeoutMs: number): StepFailure;
   run(context: StepContext, signal: AbortSignal): Promise<StepOutcome>;
 }
