@@ -35,7 +35,9 @@ describeEachBackend('engine on its own thread', (backend) => {
     }
 
     let aborted = 0;
+    let received = 0;
     const slow = createServer((_req, res) => {
+      received++;
       res.on('close', () => {
         if (!res.writableEnded) aborted++;
       });
@@ -45,7 +47,7 @@ describeEachBackend('engine on its own thread', (backend) => {
     closers.push(() => new Promise<void>((resolve) => { slow.closeAllConnections(); slow.close(() => resolve()); }));
     const hang = await createWorkflow(t, [{ type: 'http', url: `http://127.0.0.1:${(slow.address() as { port: number }).port}/`, timeout_ms: 30_000 }]);
     const id = await run(t, hang);
-    await eventually(async () => (await get(t!, id)).steps[0].status === 'running');
+    await eventually(async () => received === 1 && (await get(t!, id)).steps[0].status === 'running');
     const t0 = Date.now();
     const stop = await t.request({ method: 'POST', url: `/api/v1/executions/${id}/stop`, headers: { 'content-type': 'application/json' } });
     expect(stop.statusCode).toBe(200);
