@@ -280,13 +280,7 @@ async function main() {
   reader2.close();
   peakRss.push(peak2.stop());
   await s2.stop();
-  const worst = peakRss.reduce((a, b) => (a.anon + a.file >= b.anon + b.file ? a : b));
-  rows.push({
-    name: 'peak RSS W1+W2',
-    figures: { 'MiB': round(worst.anon + worst.file, 0), 'anonymous MiB': round(worst.anon, 0), 'file-backed MiB': round(worst.file, 0) },
-    target: '≤ 150 MiB',
-    met: worst.anon + worst.file <= 150,
-  });
+
   const w2Rate = S.w2Executions / w2Seconds;
   rows.push({
     name: 'W2 end-to-end',
@@ -301,6 +295,13 @@ async function main() {
     },
     target: '≥ 5,000 executions/s',
     met: w2Rate >= 5_000,
+  });
+  const worst = peakRss.reduce((a, b) => (a.anon + a.file >= b.anon + b.file ? a : b));
+  rows.push({
+    name: 'peak RSS W1+W2',
+    figures: { 'MiB': round(worst.anon + worst.file, 0), 'anonymous MiB': round(worst.anon, 0), 'file-backed MiB': round(worst.file, 0) },
+    target: '≤ 150 MiB',
+    met: worst.anon + worst.file <= 150,
   });
   }
 

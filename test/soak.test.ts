@@ -2,6 +2,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachBackend } from './helpers/backends.js';
+import type { ExecutionStepRow } from '../src/db/schema.js';
+import { stepsOf } from '../src/executions/store.js';
 import { runningExecutions } from './helpers/rows.js';
 import { type TestServer, eventually, startTestServer } from './helpers/server.js';
 
@@ -243,13 +245,10 @@ describeEachBackend('soak', (backend) => {
 
     // Every execution terminal; every step row accounted for.
     const stepsPer = new Map(workflows.map((w) => [w.id, w.steps]));
-    const stepRows = await db.selectFrom('execution_steps').selectAll().where('execution_id', 'in', db.selectFrom('executions').select('id').where('workspace_id', '=', ws)).execute();
-    const byExecution = new Map<string, typeof stepRows>();
-    for (const s of stepRows) {
-      const list = byExecution.get(s.execution_id) ?? [];
-      list.push(s);
-      byExecution.set(s.execution_id, list);
-    }
+    // Every step of every execution, its row merged with its snapshot (a step's row is
+    // written when it first changes; pending steps have none).
+    const byExecution = new Map<string, ExecutionStepRow[]>();
+    for (const e of executions) byExecution.set(e.id, await stepsOf(db, e));
     const tally: Record<string, number> = { success: 0, failed: 0, stopped: 0 };
     for (const e of executions) {
       expect(e.status).not.toBe('running');
