@@ -14,8 +14,6 @@ import { param, type Runner, statement } from './statements.js';
 // locked with FOR UPDATE SKIP LOCKED so concurrent claimers take different rows);
 // SQLite runs in-process, so it probes each workspace in turn.
 
-export type NowSql = ReturnType<typeof sql<number>>;
-
 /** Workspaces with at least one running execution (the loose index scan). */
 export const activeWorkspaces = statement<{ id: string }>('due:workspaces', () =>
   sql`with recursive active(id) as (

@@ -98,12 +98,15 @@ export class SqliteConnection {
         const { rows, changes } = await retryBusy(() => execute(s, values));
         return rows.length || changes;
       },
-      each: async <R>(s: Statement<R>, rows: readonly Values[]) =>
-        retryBusy(() => {
-          const out: unknown[] = [];
-          for (const row of rows) for (const r of execute(s, row).rows) out.push(r);
-          return out as R[];
-        }),
+      each: async <R>(s: Statement<R>, rows: readonly Values[]) => {
+        const out: unknown[] = [];
+        // Inside a transaction (BEGIN IMMEDIATE holds the lock) no row can be refused
+        // with SQLITE_BUSY: one synchronous loop. In autocommit every row is its own
+        // transaction and is retried on its own, never repeating the ones before it.
+        if (this.database.inTransaction) for (const row of rows) for (const r of execute(s, row).rows) out.push(r);
+        else for (const row of rows) for (const r of (await retryBusy(() => execute(s, row))).rows) out.push(r);
+        return out as R[];
+      },
     };
   }
 

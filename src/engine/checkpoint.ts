@@ -3,8 +3,8 @@ import { GroupCommit } from '../db/group-commit.js';
 import type { Db } from '../db/open.js';
 import type { ExecutionStepRow } from '../db/schema.js';
 import type { Runner, Values } from '../db/statements.js';
-import { type TerminalStatus } from '../executions/status.js';
-import { finish, lockExecutions, progress, sleep, upsertSteps } from '../executions/transitions.js';
+import type { TerminalStatus } from '../executions/status.js';
+import { finish, finishedAs, lockExecutions, progress, sleep, upsertSteps } from '../executions/transitions.js';
 
 // Checkpoints: the engine's writes, group-committed (db/group-commit.ts). A running
 // execution submits its checkpoint — the step rows it changed, whole, and its own
@@ -54,7 +54,7 @@ async function commitCheckpoints(db: Db, tx: Runner, checkpoints: readonly Check
         rows.finish.push({
           id,
           token,
-          status: move.status,
+          status: finishedAs(move.status),
           current_step: move.currentStep,
           error: move.error?.message ?? null,
           error_code: move.error?.code ?? null,

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { backoffDelay, retryPolicy } from '../lib/backoff.js';
 import type { Clock } from '../lib/time.js';
 import type { Checkpoint, Checkpointer, ExecutionMove, StepRow } from './checkpoint.js';
+import { assertStepTransition } from '../executions/status.js';
 import { stepResultText } from './execution-result-budget.js';
 import type { ClaimedExecution } from './lease.js';
 import type { Deadline } from './deadline.js';
@@ -83,7 +84,9 @@ class Run {
 
   /** Records a decided change of step i; committed by the next checkpoint. */
   write(i: number, change: Partial<StepRow>): StepRow {
-    const next = { ...this.row(i), ...change };
+    const current = this.row(i);
+    if (change.status !== undefined && change.status !== current.status) assertStepTransition(current.status, change.status);
+    const next = { ...current, ...change };
     this.rows[i] = next;
     this.pending = this.pending.filter((r) => r.idx !== i);
     this.pending.push(next);
@@ -103,7 +106,7 @@ function label(def: StepDefinition, i: number): string {
 }
 
 /** What happens before step i's attempt: skip it, fail it, or run attempt N. */
-type Start = { skip: true } | { failure: StepFailure } | { attempt: number; wakeAt: number | null; marked: boolean; deadline?: Deadline };
+type Start = { skip: true } | { failure: StepFailure } | { attempt: number; wakeAt: number | null; deadline?: Deadline };
 
 async function startStep(run: Run, i: number, signal: AbortSignal): Promise<Start> {
   const def = run.defs[i]!;
@@ -132,27 +135,27 @@ async function startStep(run: Run, i: number, signal: AbortSignal): Promise<Star
     const running = { status: 'running', phase: 'attempt', attempts: 1, started_at: now, interruptions } as const;
     if (type.pure) {
       run.rows[i] = { ...row, ...running };
-      return { attempt: 1, wakeAt: null, marked: false, deadline };
+      return { attempt: 1, wakeAt: null, deadline };
     }
     run.write(i, running);
-    return { attempt: 1, wakeAt: null, marked: true, deadline };
+    return { attempt: 1, wakeAt: null, deadline };
   }
   switch (row.phase) {
     case 'sleep':
       // Waking: the step's next write is its end. A worker that dies before then
       // leaves it asleep with a past wake time, and the next claim wakes it again.
       run.rows[i] = { ...row, interruptions };
-      return { attempt: row.attempts, wakeAt: row.wake_at, marked: false };
+      return { attempt: row.attempts, wakeAt: row.wake_at };
     case 'backoff':
       run.write(i, { phase: 'attempt', wake_at: null, attempts: row.attempts + 1, interruptions });
-      return { attempt: row.attempts + 1, wakeAt: null, marked: true };
+      return { attempt: row.attempts + 1, wakeAt: null };
     case 'attempt':
     case null:
       // Its attempt did not end (the worker died, or handed it back at shutdown): it
       // runs again, without using its retry budget. A delay that had already woken
       // keeps its stored wake-up time, so it neither sleeps again nor fires early.
       run.rows[i] = { ...row, interruptions };
-      return { attempt: row.attempts, wakeAt: row.wake_at, marked: true };
+      return { attempt: row.attempts, wakeAt: row.wake_at };
     default: {
       const never: never = row.phase;
       throw new Error(`unknown step phase ${String(never)}`);

@@ -2,6 +2,7 @@ import type { AppDeps } from '../deps.js';
 import { notFound } from '../errors.js';
 import { isId } from '../lib/ids.js';
 import { readExecution, stepsOf, toExecutionView } from './store.js';
+import { isTerminal } from './status.js';
 import { TerminalCache } from './terminal-cache.js';
 
 /** How often a long poll (`?wait=S`) re-reads a running execution. Reading the row is
@@ -32,7 +33,7 @@ export async function readExecutionJson(
     }
     const steps = args.withSteps ? await stepsOf(deps.db.db, row) : undefined;
     const body = JSON.stringify(toExecutionView(row, steps));
-    if (row.status !== 'running') cache.set(key, body);
+    if (isTerminal(row.status)) cache.set(key, body);
     return body;
   }
 }
