@@ -7,6 +7,7 @@ import type { ExpressionContext, StepContext, StepType } from '../src/engine/ste
 import { renderTemplates } from '../src/engine/template.js';
 import { type Json, createWorkflow, run, get, finished } from './helpers/api.js';
 import { describeEachBackend } from './helpers/backends.js';
+import { sampled } from './helpers/event-loop.js';
 import { type TestServer, startTestServer } from './helpers/server.js';
 
 // docs/api.md#steps: order, templates, `if`, the expression context, step errors,
@@ -349,23 +350,6 @@ describe('engine: runAttempt (the step framework)', () => {
 });
 
 describe('engine: expression evaluation never holds the event loop', () => {
-  /** Runs `body` while sampling the event loop; returns its value and the longest gap. */
-  async function sampled<T>(body: () => Promise<T>): Promise<{ value: T | Error; maxGap: number; ms: number }> {
-    let last = Date.now();
-    let maxGap = 0;
-    const timer = setInterval(() => {
-      const now = Date.now();
-      maxGap = Math.max(maxGap, now - last);
-      last = now;
-    }, 5);
-    const t0 = Date.now();
-    const value = await body().catch((e: Error) => e);
-    const ms = Date.now() - t0;
-    clearInterval(timer);
-    maxGap = Math.max(maxGap, Date.now() - last);
-    return { value, maxGap, ms };
-  }
-
   it('bounds an infinite loop by its budget, with the event loop free meanwhile', async () => {
     const { value, maxGap, ms } = await sampled(() => evaluate('($f := function($x){ $f($x) }; $f(1))', {}, { deadline: new Deadline(700) }));
     expect(value).toBeInstanceOf(ExpressionTimeout);

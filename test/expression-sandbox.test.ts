@@ -11,6 +11,7 @@ import type { ExpressionContext, StepContext, StepType } from '../src/engine/ste
 import { renderTemplates } from '../src/engine/template.js';
 import { type Json, createWorkflow, finished, get, run } from './helpers/api.js';
 import { describeEachBackend } from './helpers/backends.js';
+import { sampled } from './helpers/event-loop.js';
 import { type TestServer, startTestServer } from './helpers/server.js';
 
 // Untrusted JSONata must never hurt the server or another workspace: timeout_ms is a
@@ -30,22 +31,6 @@ const context: ExpressionContext = {
   execution: { execution_id: 'e', workflow_id: 'w', workflow_name: 'W' },
   workflow: { workflow_id: 'w', name: 'W' },
 };
-
-/** Runs `body` while sampling the event loop every 5 ms; returns its value, the longest gap and the time taken. */
-async function sampled<T>(body: () => Promise<T>): Promise<{ value: T | Error; maxGap: number; ms: number }> {
-  let last = Date.now();
-  let maxGap = 0;
-  const timer = setInterval(() => {
-    const now = Date.now();
-    maxGap = Math.max(maxGap, now - last);
-    last = now;
-  }, 5);
-  const t0 = Date.now();
-  const value = await body().catch((e: Error) => e);
-  const ms = Date.now() - t0;
-  clearInterval(timer);
-  return { value, maxGap: Math.max(maxGap, Date.now() - last), ms };
-}
 
 /** An n for countdown(n) that takes about `ms` on an evaluator, measured here. */
 async function calibrate(ms: number): Promise<number> {

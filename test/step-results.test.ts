@@ -6,8 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stepResultText } from '../src/engine/execution-result-budget.js';
 import { MAX_RESPONSE_JSON_DEPTH, nestsDeeperThan, readResponseBody } from '../src/engine/net/response-body.js';
 import { MAX_RESULT_DEPTH, storableResult } from '../src/engine/step-result.js';
+import { type Json, createWorkflow, finished, run as start } from './helpers/api.js';
 import { describeEachBackend } from './helpers/backends.js';
-import { type TestServer, eventually, startTestServer } from './helpers/server.js';
+import { type TestServer, startTestServer } from './helpers/server.js';
 
 // No property of a step's result may crash the worker: a result is stored only when
 // it is bounded in size and depth and serializable at all, and otherwise its step
@@ -15,7 +16,6 @@ import { type TestServer, eventually, startTestServer } from './helpers/server.j
 // nested too deep is kept as its text. An execution's stored results have a total
 // bound, which is what bounds a GET with include_step_results.
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const LIMITS = { maxBytes: 1024 * 1024, maxDepth: MAX_RESULT_DEPTH };
 const deepArray = (levels: number) => '['.repeat(levels) + ']'.repeat(levels);
@@ -144,15 +144,7 @@ describeEachBackend('step results in a running server', (backend) => {
   });
 
   async function run(steps: unknown[]): Promise<Json> {
-    const created = await t.request({ method: 'POST', url: '/api/v1/workflows', body: { name: 'results', steps } });
-    expect(created.statusCode, created.body).toBe(201);
-    const started = await t.request({ method: 'POST', url: `/api/v1/workflows/${created.json().id}/run-async`, body: { input: { port: target.port } } });
-    expect(started.statusCode, started.body).toBe(202);
-    const id = started.json().execution_id as string;
-    return eventually(async () => {
-      const e = (await t.request({ method: 'GET', url: `/api/v1/executions/${id}?include_step_results=true` })).json() as Json;
-      return e.status !== 'running' ? e : null;
-    }, 20_000);
+    return finished(t, await start(t, await createWorkflow(t, steps, 'results'), { port: target.port }), 20_000);
   }
 
   it('an http response nested 100,000 levels deep: the step completes once, the body kept as text', async () => {

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { param, type Runner, statement } from './statements.js';
+import { databaseNow, param, type Runner, statement } from './statements.js';
 
 // Which due executions a claim takes — fairly. Every workspace that has running
 // executions gets an equal share of the batch (its oldest due ones), and what the
@@ -14,32 +14,29 @@ import { param, type Runner, statement } from './statements.js';
 // locked with FOR UPDATE SKIP LOCKED so concurrent claimers take different rows);
 // SQLite runs in-process, so it probes each workspace in turn.
 
-/** Workspaces with at least one running execution (the loose index scan). */
-export const activeWorkspaces = statement<{ id: string }>('due:workspaces', () =>
-  sql`with recursive active(id) as (
-        select min(workspace_id) from executions where status = 'running'
-        union all
-        select (select min(e.workspace_id) from executions e where e.status = 'running' and e.workspace_id > active.id)
-        from active where active.id is not null
-      )
-      select id from active where id is not null`,
-);
+/** `active(id)`: the workspaces with at least one running execution, by a loose index
+ * scan (a CTE to put in front of a query that reads `active`). */
+export const ACTIVE_WORKSPACES = sql`with recursive active(id) as (
+    select min(workspace_id) from executions where status = 'running'
+    union all
+    select (select min(e.workspace_id) from executions e where e.status = 'running' and e.workspace_id > active.id)
+    from active where active.id is not null
+  )`;
 
-const dbNow = (dialect: string) =>
-  dialect === 'postgres' ? sql`(extract(epoch from clock_timestamp()) * 1000)::bigint` : sql`cast(round(unixepoch('subsec') * 1000) as integer)`;
+const activeWorkspaces = statement<{ id: string }>('due:workspaces', () => sql`${ACTIVE_WORKSPACES} select id from active where id is not null`);
 
 /** One workspace's oldest due executions (SQLite). */
 const dueInWorkspace = statement<{ id: string }>('due:workspace', (_db, dialect) =>
-  sql`select id from executions where workspace_id = ${param('workspaceId')} and status = 'running' and available_at <= ${dbNow(dialect)}
+  sql`select id from executions where workspace_id = ${param('workspaceId')} and status = 'running' and available_at <= ${databaseNow(dialect)}
       order by available_at limit ${param<number>('limit')}`,
 );
 
 /** Every workspace's share in one statement, rows locked, locked ones skipped (PostgreSQL). */
-const dueShares = statement<{ id: string }>('due:shares', () =>
+const dueShares = statement<{ id: string }>('due:shares', (_db, dialect) =>
   sql`select d.id from unnest(${param('workspaces')}::text[]) as w(id)
       cross join lateral (
         select e.id from executions e
-        where e.workspace_id = w.id and e.status = 'running' and e.available_at <= (extract(epoch from clock_timestamp()) * 1000)::bigint
+        where e.workspace_id = w.id and e.status = 'running' and e.available_at <= ${databaseNow(dialect)}
         order by e.available_at
         limit ${param<number>('share')}
         for update of e skip locked
@@ -50,9 +47,9 @@ const dueShares = statement<{ id: string }>('due:shares', () =>
 /** Any other due executions, to fill what the shares left (several workspaces only). */
 const dueAny = statement<{ id: string }>('due:any', (_db, dialect) =>
   dialect === 'postgres'
-    ? sql`select id from executions where status = 'running' and available_at <= ${dbNow(dialect)} and id <> all(${param('chosen')}::text[])
+    ? sql`select id from executions where status = 'running' and available_at <= ${databaseNow(dialect)} and id <> all(${param('chosen')}::text[])
         limit ${param<number>('limit')} for update skip locked`
-    : sql`select id from executions where status = 'running' and available_at <= ${dbNow(dialect)}
+    : sql`select id from executions where status = 'running' and available_at <= ${databaseNow(dialect)}
         and id not in (select value from json_each(${param('chosen')})) limit ${param<number>('limit')}`,
 );
 

@@ -9,7 +9,7 @@ import { PgSignals } from './pg-signals.js';
 import type { Database, Executor } from './schema.js';
 import { LocalSignals, type Signals } from './signals.js';
 import { CachedSqliteDialect, SqliteConnection } from './sqlite-driver.js';
-import { type Runner, type Statement, StatementCompiler, type Values, bind, param, statement } from './statements.js';
+import { type Runner, type Statement, StatementCompiler, type Values, bind, databaseNow, param, statement } from './statements.js';
 
 // The narrow seam between SkipFlow and its two databases. Everything dialect-specific
 // lives here (and in the statements that branch on the dialect they are compiled
@@ -85,7 +85,7 @@ function openSqlite(path: string): Db {
     kind: 'sqlite',
     db,
     sharedAcrossProcesses: false,
-    nowMs: () => sql<number>`cast(round(unixepoch('subsec') * 1000) as integer)`,
+    nowMs: () => databaseNow('sqlite'),
     isUniqueViolation: (error) =>
       typeof error === 'object' && error !== null && 'code' in error &&
       (error.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || error.code === 'SQLITE_CONSTRAINT_UNIQUE'),
@@ -132,7 +132,7 @@ function openPostgres(url: string, options: OpenOptions): Db {
     kind: 'postgres',
     db,
     sharedAcrossProcesses: true,
-    nowMs: () => sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`,
+    nowMs: () => databaseNow('postgres'),
     isUniqueViolation: (error) =>
       typeof error === 'object' && error !== null && 'code' in error && error.code === '23505',
     dueExecutionIds: postgresDueIds,

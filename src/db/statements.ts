@@ -1,4 +1,4 @@
-import type { CompiledQuery, Kysely, RawBuilder } from 'kysely';
+import { type CompiledQuery, type Kysely, type RawBuilder, sql } from 'kysely';
 import type { DbKind } from './open.js';
 import type { Database } from './schema.js';
 
@@ -18,6 +18,12 @@ export function param<T = string>(name: string): T {
 }
 
 export type Values = Record<string, unknown>;
+
+/** The database's clock in epoch milliseconds, as SQL: leases and due times compare
+ * against it, so that processes with skewed clocks still agree on who holds what. */
+export function databaseNow(dialect: DbKind): RawBuilder<number> {
+  return dialect === 'postgres' ? sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint` : sql<number>`cast(round(unixepoch('subsec') * 1000) as integer)`;
+}
 
 type Buildable = { compile(): CompiledQuery } | RawBuilder<unknown>;
 

@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/open.js';
 import type { ExecutionRow, ExecutionStepRow } from '../db/schema.js';
-import { param, statement } from '../db/statements.js';
+import { ACTIVE_WORKSPACES } from '../db/due-executions.js';
+import { databaseNow, param, statement } from '../db/statements.js';
 
 // Claiming and keeping executions. A claim takes a batch of due executions — a fair
 // share per workspace, see db/due-executions.ts — bumps each one's fencing token and
@@ -19,15 +20,15 @@ export type ClaimedExecution = Pick<ExecutionRow, (typeof CLAIMED)[number]> & { 
 const take = statement<Omit<ClaimedExecution, 'steps'>>('lease:claim', (_db, dialect) =>
   dialect === 'postgres'
     ? sql`update executions e set lease_owner = r.owner, lease_token = e.lease_token + 1,
-          available_at = (extract(epoch from clock_timestamp()) * 1000)::bigint + r.lease_ms,
+          available_at = ${databaseNow(dialect)} + r.lease_ms,
           interruptions = case when e.lease_owner is null then e.interruptions else e.interruptions + 1 end
         from json_to_recordset(${param('rows')}::json) as r(id text, owner text, lease_ms bigint)
-        where e.id = r.id and e.status = 'running' and e.available_at <= (extract(epoch from clock_timestamp()) * 1000)::bigint
+        where e.id = r.id and e.status = 'running' and e.available_at <= ${databaseNow(dialect)}
         returning ${sql.raw(CLAIMED.map((c) => `e.${c}`).join(', '))}`
     : sql`update executions set lease_owner = ${param('owner')}, lease_token = lease_token + 1,
-          available_at = cast(round(unixepoch('subsec') * 1000) as integer) + ${param<number>('lease_ms')},
+          available_at = ${databaseNow(dialect)} + ${param<number>('lease_ms')},
           interruptions = case when lease_owner is null then interruptions else interruptions + 1 end
-        where id = ${param('id')} and status = 'running' and available_at <= cast(round(unixepoch('subsec') * 1000) as integer)
+        where id = ${param('id')} and status = 'running' and available_at <= ${databaseNow(dialect)}
         returning ${sql.raw(CLAIMED.join(', '))}`,
 );
 
@@ -63,12 +64,7 @@ export async function claimBatch(handle: Db, args: { owner: string; limit: numbe
 export async function nextWakeDelay(handle: Db): Promise<number | null> {
   const now = handle.nowMs();
   const { rows } = await sql<{ delay: number | null }>`
-    with recursive active(id) as (
-      select min(workspace_id) from executions where status = 'running'
-      union all
-      select (select min(e.workspace_id) from executions e where e.status = 'running' and e.workspace_id > active.id)
-      from active where active.id is not null
-    )
+    ${ACTIVE_WORKSPACES}
     select min((select min(e.available_at) from executions e
                 where e.workspace_id = active.id and e.status = 'running' and e.available_at > ${now} and e.lease_owner is null)) - ${now} as delay
     from active where active.id is not null`.execute(handle.db);
@@ -82,11 +78,11 @@ const idsParam = (ids: readonly string[]) => JSON.stringify(ids);
  * rows locks them in). Returns the ids it renewed. */
 const renew = statement<{ id: string }>('lease:renew', (_db, dialect) =>
   dialect === 'postgres'
-    ? sql`update executions set available_at = (extract(epoch from clock_timestamp()) * 1000)::bigint + ${param<number>('leaseMs')}::bigint
+    ? sql`update executions set available_at = ${databaseNow(dialect)} + ${param<number>('leaseMs')}::bigint
         where id in (select id from executions where id in (select value from json_array_elements_text(${param('ids')}::json))
                      and lease_owner = ${param('owner')} and status = 'running' order by id for update)
         returning id`
-    : sql`update executions set available_at = cast(round(unixepoch('subsec') * 1000) as integer) + ${param<number>('leaseMs')}
+    : sql`update executions set available_at = ${databaseNow(dialect)} + ${param<number>('leaseMs')}
         where id in (select value from json_each(${param('ids')})) and lease_owner = ${param('owner')} and status = 'running'
         returning id`,
 );
