@@ -10,10 +10,10 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$/;
 const ID = /^[0-9a-f]{24}$/;
 const MISSING_ID = '0123456789abcdef01234567';
 
-const EXECUTION_KEYS = ['execution_id', 'workflow_id', 'status', 'started_at', 'completed_at', 'error', 'input', 'error_code', 'error_step_index', 'created_at'];
+const EXECUTION_KEYS = ['execution_id', 'workflow_id', 'status', 'started_at', 'completed_at', 'error', 'input', 'error_code', 'error_step_index', 'created_at', 'trigger', 'retry_of'];
 // `workflow_name` is part of the hosted product's execution object; it may appear on the single view too.
 const EXECUTION_OPTIONAL_KEYS = ['workflow_name'];
-const LIST_ITEM_KEYS = ['execution_id', 'workflow_id', 'workflow_name', 'status', 'started_at', 'completed_at', 'created_at'];
+const LIST_ITEM_KEYS = ['execution_id', 'workflow_id', 'workflow_name', 'status', 'started_at', 'completed_at', 'created_at', 'trigger', 'retry_of'];
 const STEP_KEYS = ['index', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'started_at', 'completed_at'];
 
 type Json = Record<string, unknown>;
@@ -174,6 +174,18 @@ describeEachBackend('Executions API', (backend) => {
       expect(steps[0]).toMatchObject({ name: 'wait', type: 'delay', status: 'running', result: null, error: null, error_code: null, attempts: 1, completed_at: null });
       expect(steps[0]!.started_at).toMatch(TIMESTAMP);
       expect(steps[1]).toMatchObject({ name: 'after', type: 'transform', status: 'pending', result: null, attempts: 0, started_at: null, completed_at: null });
+    });
+
+    it('records how it was started: trigger {type: "api", key_id} of the calling key, retry_of null, on GET and list', async () => {
+      const id = await start(quickWf, { input: 1 });
+      const keys = await t.server.deps.db.db.selectFrom('api_keys').select(['id']).where('workspace_id', '=', t.workspaceId).execute();
+      expect(keys).toHaveLength(1);
+      const keyId = keys[0]!.id;
+      const got = (await getExecution(id)).json();
+      expect(got.trigger).toEqual({ type: 'api', key_id: keyId });
+      expect(got.retry_of).toBeNull();
+      const listed = (await t.request({ method: 'GET', url: `/api/v1/executions?workflow_id=${quickWf}&limit=100` })).json().executions as Json[];
+      expect(listed.find((e) => e.execution_id === id)).toMatchObject({ trigger: { type: 'api', key_id: keyId }, retry_of: null });
     });
 
     it('shows a finished execution with its step results', async () => {

@@ -79,6 +79,14 @@ export interface ExecutionTable {
   /** Takeovers of the current step: claims of a lease its holder let lapse (a dead or
    * frozen worker). Reset when the execution moves to another step. */
   interruptions: Generated<number>;
+  /** How it was started (executions/trigger.ts): the type, and the whole object as JSON
+   * (null on executions from before triggers were recorded: run-async). */
+  trigger_type: Generated<string>;
+  trigger: string | null;
+  /** The execution this one retries (at most one retry per execution: unique). */
+  retry_of: string | null;
+  /** 0 for a top-level execution; a sub-workflow's child is its parent's depth + 1. */
+  depth: Generated<number>;
 }
 
 /** A step's row is written when the step first changes (it starts, or ends at once):

@@ -60,7 +60,13 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
       if (!isId(request.params.id)) throw notFound('Workflow');
       const input = runInput(request.body);
       const idempotency = idempotentRequest(request.auth.workspaceId, request.headers['idempotency-key'], request);
-      const response = await startExecution(deps, { auth: request.auth, workflowId: request.params.id, input, idempotency });
+      const response = await startExecution(deps, {
+        workspaceId: request.auth.workspaceId,
+        workflowId: request.params.id,
+        input,
+        trigger: { type: 'api', key_id: request.auth.keyId },
+        idempotency,
+      });
       return sendStored(reply, response);
     },
   );

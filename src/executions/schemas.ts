@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { Id, NullableTimestamp, Timestamp } from '../workflows/schemas.js';
 import { EXECUTION_STATUSES, STEP_STATUSES } from './status.js';
+import { Trigger } from './trigger.js';
 
 const ExecutionStatus = Type.Union(EXECUTION_STATUSES.map((s) => Type.Literal(s)));
 const NullableString = Type.Union([Type.String(), Type.Null()]);
@@ -42,6 +43,8 @@ const executionCore = {
   started_at: Timestamp,
   completed_at: NullableTimestamp,
   created_at: Timestamp,
+  trigger: Trigger,
+  retry_of: Type.Union([Id, Type.Null()]),
 };
 
 export const Execution = Type.Object(

@@ -1,4 +1,3 @@
-import type { AuthContext } from '../api-keys/key-verifier.js';
 import { GroupCommit } from '../db/group-commit.js';
 import type { Runner, Values } from '../db/statements.js';
 import type { AppDeps } from '../deps.js';
@@ -6,6 +5,7 @@ import { ApiError, notFound } from '../errors.js';
 import { type IdempotentRequest, RETENTION_MS, type StoredResponse, reusedKey } from '../idempotency/idempotency.js';
 import { newId } from '../lib/ids.js';
 import { formatTimestamp } from '../lib/time.js';
+import { type Trigger, triggerColumns } from './trigger.js';
 import { debit, insertExecutions, lockedWorkspace, runningCount, saveResponses, storedResponse, workflowForStart } from './start-statements.js';
 
 // Starting an execution is one transaction: find the workflow in the caller's
@@ -23,10 +23,24 @@ import { debit, insertExecutions, lockedWorkspace, runningCount, saveResponses, 
 type Deps = Pick<AppDeps, 'db' | 'clock' | 'signals' | 'logger'>;
 
 export interface StartRequest {
-  auth: AuthContext;
+  workspaceId: string;
   workflowId: string;
   input: unknown;
+  /** How it is started: recorded on the execution. */
+  trigger: Trigger;
   idempotency: IdempotentRequest | null;
+  /** Run this version of the workflow instead of its current one (a retry runs the
+   * original's snapshot). It must belong to the workflow. */
+  versionId?: string;
+  /** Sub-workflow nesting depth (0 for a top-level execution). */
+  depth?: number;
+  /** Decided inside the start's transaction, once credits and the cap allow the start:
+   * false refuses it with `refusal()` and nothing is written (a schedule claims its
+   * tick here with a guarded update, so the claim and the execution commit together). */
+  guard?: { claim(tx: Runner, now: number): Promise<boolean>; refusal(): ApiError };
+  /** Writes what belongs to the new execution, in the same transaction (a retry's
+   * reused steps). */
+  afterInsert?(tx: Runner, executionId: string, now: number): Promise<void>;
 }
 
 type Outcome = { ok: StoredResponse } | { refused: ApiError } | { again: true };
@@ -58,7 +72,7 @@ async function commitStarts(tx: Runner, deps: Deps, requests: readonly StartRequ
   // Reads and refusals that do not depend on the others: 404, replay, 422.
   for (let index = 0; index < requests.length; index++) {
     const request = requests[index]!;
-    const workspaceId = request.auth.workspaceId;
+    const workspaceId = request.workspaceId;
     const workflowKey = `${workspaceId}\n${request.workflowId}`;
     if (!workflows.has(workflowKey)) {
       workflows.set(workflowKey, (await tx.all(workflowForStart, { workspaceId, workflowId: request.workflowId }))[0]);
@@ -94,6 +108,7 @@ async function commitStarts(tx: Runner, deps: Deps, requests: readonly StartRequ
   // credits would.
   const executions: Values[] = [];
   const keys: Values[] = [];
+  const afterInsert: Array<() => Promise<void>> = [];
   for (const [workspaceId, candidates] of byWorkspace) {
     const ws = (await tx.all(lockedWorkspace, { workspaceId }))[0]!;
     const max = ws.max_concurrent_executions;
@@ -108,18 +123,29 @@ async function commitStarts(tx: Runner, deps: Deps, requests: readonly StartRequ
         outcomes[c.index] = { refused: noCredits() };
         continue;
       }
+      const guard = c.request.guard;
+      if (guard && !(await guard.claim(tx, now))) {
+        outcomes[c.index] = { refused: guard.refusal() };
+        continue;
+      }
       accepted++;
       const id = newId(now);
+      const trigger = triggerColumns(c.request.trigger);
       executions.push({
         id,
         workspace_id: workspaceId,
         workflow_id: c.workflow.id,
-        version_id: c.workflow.version_id,
+        version_id: c.request.versionId ?? c.workflow.version_id,
         workflow_name: c.workflow.name,
         input: JSON.stringify(c.request.input ?? null),
         created_at: now,
+        ...trigger,
+        depth: c.request.depth ?? 0,
       });
-      const bodyText = JSON.stringify({ execution_id: id, workflow_id: c.workflow.id, status: 'running', created_at: formatTimestamp(now) });
+      const hook = c.request.afterInsert;
+      if (hook) afterInsert.push(() => hook(tx, id, now));
+      const accepted202 = { execution_id: id, workflow_id: c.workflow.id, status: 'running', created_at: formatTimestamp(now) };
+      const bodyText = JSON.stringify(trigger.retry_of === null ? accepted202 : { ...accepted202, retry_of: trigger.retry_of });
       const response = { status: 202, bodyText, replayed: false };
       const key = c.request.idempotency;
       if (key) {
@@ -130,6 +156,7 @@ async function commitStarts(tx: Runner, deps: Deps, requests: readonly StartRequ
     if (accepted > 0) await tx.run(debit, { workspaceId, count: accepted });
   }
   await tx.each(insertExecutions, executions);
+  for (const hook of afterInsert) await hook();
   if (keys.length > 0 && (await tx.each(saveResponses, keys)).length !== keys.length) {
     // A live record appeared for one of the keys although its lock was held: another
     // writer that does not lock (an older process). Give the batch up; the item-by-item

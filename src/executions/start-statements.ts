@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { param, statement } from '../db/statements.js';
 
-// The statements of the start path (run-async today; every trigger later): each batch
+// The statements of the start path (run-async and every other trigger): each batch
 // of starts runs a fixed handful of them, whatever its size.
 
 export const workflowForStart = statement<{ id: string; name: string; version_id: string }>('start:workflow', (db) =>
@@ -44,12 +44,13 @@ export const debit = statement('start:debit', (db) =>
 /** Inserts every execution of a batch (Runner.each). */
 export const insertExecutions = statement('start:executions', (_db, dialect) =>
   dialect === 'postgres'
-    ? sql`insert into executions (id, workspace_id, workflow_id, version_id, workflow_name, status, input, created_at, available_at)
-        select r.id, r.workspace_id, r.workflow_id, r.version_id, r.workflow_name, 'running', r.input, r.created_at, r.created_at
-        from json_to_recordset(${param('rows')}::json) as r(id text, workspace_id text, workflow_id text, version_id text, workflow_name text, input text, created_at bigint)`
-    : sql`insert into executions (id, workspace_id, workflow_id, version_id, workflow_name, status, input, created_at, available_at)
+    ? sql`insert into executions (id, workspace_id, workflow_id, version_id, workflow_name, status, input, created_at, available_at, trigger_type, trigger, retry_of, depth)
+        select r.id, r.workspace_id, r.workflow_id, r.version_id, r.workflow_name, 'running', r.input, r.created_at, r.created_at, r.trigger_type, r.trigger, r.retry_of, r.depth
+        from json_to_recordset(${param('rows')}::json) as r(id text, workspace_id text, workflow_id text, version_id text, workflow_name text, input text, created_at bigint,
+          trigger_type text, trigger text, retry_of text, depth int)`
+    : sql`insert into executions (id, workspace_id, workflow_id, version_id, workflow_name, status, input, created_at, available_at, trigger_type, trigger, retry_of, depth)
         values (${param('id')}, ${param('workspace_id')}, ${param('workflow_id')}, ${param('version_id')}, ${param('workflow_name')}, 'running',
-                ${param('input')}, ${param('created_at')}, ${param('created_at')})`,
+                ${param('input')}, ${param('created_at')}, ${param('created_at')}, ${param('trigger_type')}, ${param('trigger')}, ${param('retry_of')}, ${param('depth')})`,
 );
 
 /** Records the responses of a batch's idempotency keys. An expired record of the same

@@ -4,8 +4,9 @@ import { formatTimestamp } from '../lib/time.js';
 import { versionSteps } from '../workflows/version-cache.js';
 import { type Runner, param, statement } from '../db/statements.js';
 import type { ExecutionStatus } from './status.js';
+import { triggerOf } from './trigger.js';
 
-const LIST_COLUMNS = ['id', 'workflow_id', 'workflow_name', 'status', 'created_at', 'completed_at'] as const;
+const LIST_COLUMNS = ['id', 'workflow_id', 'workflow_name', 'status', 'created_at', 'completed_at', 'trigger_type', 'trigger', 'retry_of'] as const;
 
 type ListRow = Pick<ExecutionRow, (typeof LIST_COLUMNS)[number]>;
 
@@ -19,6 +20,8 @@ export function toListItem(row: ListRow) {
     started_at: created,
     completed_at: formatTimestamp(row.completed_at),
     created_at: created,
+    trigger: triggerOf(row),
+    retry_of: row.retry_of,
   };
 }
 
