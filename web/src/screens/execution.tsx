@@ -151,13 +151,13 @@ function Actions({ execution, act }: { execution: Execution; act: Act }) {
       ) : null}
       {retryable ? (
         <>
-          <label>
-            Retry from
-            <select value={from} onChange={(e) => setFrom(e.currentTarget.value as typeof from)}>
+          <div class="field">
+            <label for="retry-from">Retry from</label>
+            <select id="retry-from" value={from} onChange={(e) => setFrom(e.currentTarget.value as typeof from)}>
               <option value="failed_step">the failed step</option>
               <option value="start">the start</option>
             </select>
-          </label>
+          </div>
           <button type="button" onClick={() => void retry()}>
             Retry
           </button>
@@ -177,10 +177,8 @@ function Approval({ execution, act }: { execution: Execution; act: Act }) {
       <h2>Waiting for approval</h2>
       <p>{waiting.message ?? ''}</p>
       <p class="muted">Step {waiting.step_index} · expires {formatTime(waiting.expires_at)}</p>
-      <label>
-        Comment
-        <textarea rows={2} value={comment} onInput={(e) => setComment(e.currentTarget.value)} />
-      </label>
+      <label for="approval-comment">Comment</label>
+      <textarea id="approval-comment" rows={2} value={comment} onInput={(e) => setComment(e.currentTarget.value)} />
       <div class="actions">
         <button type="button" onClick={() => void act('POST', url('approve'), body)}>
           Approve

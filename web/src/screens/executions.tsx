@@ -57,9 +57,10 @@ export function ExecutionsScreen() {
     <>
       <h1>Executions</h1>
       <form class="filters" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          Status
+        <div class="field">
+          <label for="filter-status">Status</label>
           <select
+            id="filter-status"
             multiple
             size={4}
             onChange={(e) => update({ statuses: Array.from(e.currentTarget.selectedOptions, (o) => o.value) })}
@@ -70,10 +71,10 @@ export function ExecutionsScreen() {
               </option>
             ))}
           </select>
-        </label>
-        <label>
-          Workflow
-          <select value={filters.workflowId} onChange={(e) => update({ workflowId: e.currentTarget.value })}>
+        </div>
+        <div class="field">
+          <label for="filter-workflow">Workflow</label>
+          <select id="filter-workflow" value={filters.workflowId} onChange={(e) => update({ workflowId: e.currentTarget.value })}>
             <option value="">All workflows</option>
             {(workflows.value?.workflows ?? []).map((w) => (
               <option value={w.id} key={w.id}>
@@ -81,10 +82,10 @@ export function ExecutionsScreen() {
               </option>
             ))}
           </select>
-        </label>
-        <label>
-          Trigger
-          <select value={filters.trigger} onChange={(e) => update({ trigger: e.currentTarget.value })}>
+        </div>
+        <div class="field">
+          <label for="filter-trigger">Trigger</label>
+          <select id="filter-trigger" value={filters.trigger} onChange={(e) => update({ trigger: e.currentTarget.value })}>
             <option value="">Any trigger</option>
             {TRIGGER_TYPES.map((type) => (
               <option value={type} key={type}>
@@ -92,7 +93,7 @@ export function ExecutionsScreen() {
               </option>
             ))}
           </select>
-        </label>
+        </div>
       </form>
       <ErrorNote error={page.error} />
       <table aria-label="Executions">

@@ -47,14 +47,14 @@ export function SecretsScreen() {
       <h1>Secrets</h1>
       <p class="muted">Values are write-only: once set, no screen or response shows them again.</p>
       <form class="filters" onSubmit={set}>
-        <label>
-          Name
-          <input value={name} pattern="[A-Za-z_][A-Za-z0-9_]{0,63}" required autocomplete="off" onInput={(e) => setName(e.currentTarget.value)} />
-        </label>
-        <label>
-          Value
-          <input type="password" value={value} required autocomplete="new-password" onInput={(e) => setValue(e.currentTarget.value)} />
-        </label>
+        <div class="field">
+          <label for="secret-name">Name</label>
+          <input id="secret-name" value={name} pattern="[A-Za-z_][A-Za-z0-9_]{0,63}" required autocomplete="off" onInput={(e) => setName(e.currentTarget.value)} />
+        </div>
+        <div class="field">
+          <label for="secret-value">Value</label>
+          <input id="secret-value" type="password" value={value} required autocomplete="new-password" onInput={(e) => setValue(e.currentTarget.value)} />
+        </div>
         <button type="submit">Set</button>
       </form>
       <ErrorNote error={error ?? list.error} />
