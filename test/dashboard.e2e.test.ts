@@ -21,6 +21,7 @@ beforeAll(async () => {
   browser = await launchBrowser();
   context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
   page = await context.newPage();
+  page.setDefaultTimeout(10_000);
   page.on('request', (request) => requests.push(request.url()));
 }, 60_000);
 
@@ -102,6 +103,7 @@ describe('the dashboard', () => {
     const failed = await run(t, bad, {});
     for (const id of [...ids, failed]) await finished(t, id);
 
+    if ((await page.getByRole('button', { name: 'Sign out' }).count()) === 0) await signIn(page, t.baseUrl, t.apiKey);
     await page.getByRole('link', { name: 'Executions', exact: true }).click();
     const header = await page.locator('table[aria-label="Executions"] thead th').allTextContents();
     expect(header).toEqual(['ID', 'Workflow', 'Status', 'Trigger', 'Started', 'Duration']);

@@ -32,8 +32,15 @@ export function ExecutionsScreen() {
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const after = cursors[cursors.length - 1] ?? null;
   const page = useLoad((signal) => api.get<ExecutionList>(listQuery(filters, after), signal), [api, filters, after]);
-  const workflows = useLoad((signal) => api.get<{ workflows: Workflow[] }>('/workflows?limit=100', signal), [api]);
   const rows: ExecutionListItem[] = page.value?.executions ?? [];
+  // The Workflow filter's options are re-read when a row names a workflow they lack.
+  const [known, setKnown] = useState('');
+  const workflows = useLoad((signal) => api.get<{ workflows: Workflow[] }>('/workflows?limit=100', signal), [api, known]);
+  const names = new Set((workflows.value?.workflows ?? []).map((w) => w.id));
+  const unknown = rows.find((row) => !names.has(row.workflow_id))?.workflow_id ?? '';
+  useEffect(() => {
+    if (unknown && workflows.value && !workflows.loading) setKnown(unknown);
+  }, [unknown, workflows.value, workflows.loading]);
   const hasMore = page.value?.has_more ?? rows.length === PAGE_SIZE;
 
   // Live: a changed (ended) execution on the page via the long poll; new ones on page 1.
