@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { type Browser, type Page, chromium } from 'playwright-core';
+import type { Config } from '../../src/config.js';
 import { DEFAULT_DASHBOARD_ROOT } from '../../src/dashboard/serve-dashboard.js';
 import { type TestServer, startTestServer } from './server.js';
 import { track } from './leaks.js';
@@ -37,9 +38,9 @@ export interface DashboardServer extends TestServer {
   readonly baseUrl: string;
 }
 
-export async function startDashboardServer(): Promise<DashboardServer> {
+export async function startDashboardServer(overrides: Partial<Config> = {}): Promise<DashboardServer> {
   ensureDashboardBuilt();
-  const server = await startTestServer('sqlite', { host: '127.0.0.1', port: 0 }, { listen: true });
+  const server = await startTestServer('sqlite', { host: '127.0.0.1', port: 0, ...overrides }, { listen: true });
   const { port } = server.server.app!.server.address() as AddressInfo;
   return Object.assign(server, { baseUrl: `http://127.0.0.1:${port}` });
 }
