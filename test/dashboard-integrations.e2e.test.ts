@@ -66,14 +66,14 @@ describe('the dashboard over the newer APIs', () => {
     await finished(t, retried);
 
     await page.goto(`${t.baseUrl}/executions`);
-    await page.getByLabel('Status').selectOption(['failed', 'stopped']);
+    await page.getByLabel('Status', { exact: true }).selectOption(['failed', 'stopped']);
     await expect.poll(() => page.locator('tbody tr').count()).toBe(3);
     for (const id of [failed, stopped, retried]) expect(await rowOf(id).count()).toBe(1);
-    await page.getByLabel('Status').selectOption([]);
-    await page.getByLabel('Trigger').selectOption('retry');
+    await page.getByLabel('Status', { exact: true }).selectOption([]);
+    await page.getByLabel('Trigger', { exact: true }).selectOption('retry');
     await expect.poll(() => page.locator('tbody tr').count()).toBe(1);
     expect(await rowOf(retried).locator('td').nth(3).textContent()).toBe(`retry of ${failed}`);
-    await page.getByLabel('Trigger').selectOption('');
+    await page.getByLabel('Trigger', { exact: true }).selectOption('');
   });
 
   it('retries a failed execution from the failed step or from the start', async () => {
@@ -81,7 +81,7 @@ describe('the dashboard over the newer APIs', () => {
     const id = await run(t, wf, {});
     await finished(t, id);
     await page.goto(`${t.baseUrl}/executions/${id}`);
-    await page.getByRole('button', { name: 'Retry' }).click();
+    await page.getByRole('button', { name: 'Retry', exact: true }).click();
     await page.waitForURL((url) => url.pathname.startsWith('/executions/') && !url.pathname.endsWith(id));
     const retry = page.url().split('/').pop()!;
     await expect.poll(status).toBe('failed');
@@ -89,14 +89,14 @@ describe('the dashboard over the newer APIs', () => {
     expect(await page.locator('li[data-step-index="0"] .tag').textContent()).toBe('reused');
     expect(((await api('GET', `/api/v1/executions/${retry}`)) as Json).retry_of).toBe(id);
 
-    await page.getByLabel('Retry from').selectOption('start');
-    await page.getByRole('button', { name: 'Retry' }).click();
+    await page.getByLabel('Retry from', { exact: true }).selectOption('start');
+    await page.getByRole('button', { name: 'Retry', exact: true }).click();
     await page.waitForURL((url) => !url.pathname.endsWith(retry));
     await expect.poll(status).toBe('failed');
     expect(await page.locator('li[data-step-index="0"] .tag').count()).toBe(0);
     // A second retry of the same execution is refused with the API's message.
     await page.goto(`${t.baseUrl}/executions/${id}`);
-    await page.getByRole('button', { name: 'Retry' }).click();
+    await page.getByRole('button', { name: 'Retry', exact: true }).click();
     await expect.poll(() => page.getByRole('alert').textContent()).toContain(retry);
   });
 
@@ -106,17 +106,17 @@ describe('the dashboard over the newer APIs', () => {
     await page.goto(`${t.baseUrl}/executions/${yes}`);
     await page.getByRole('region', { name: 'Waiting for approval' }).getByText('Ship 1.2?').waitFor();
     await screenshot(page, 'approval');
-    await page.getByLabel('Comment').fill('looks good');
-    await page.getByRole('button', { name: 'Approve' }).click();
+    await page.getByLabel('Comment', { exact: true }).fill('looks good');
+    await page.getByRole('button', { name: 'Approve', exact: true }).click();
     await expect.poll(status, { timeout: 10_000 }).toBe('success');
     const approved = (await api('GET', `/api/v1/executions/${yes}?include_step_results=true`)) as Json;
     expect(approved.steps[0].result).toMatchObject({ approved: true, comment: 'looks good' });
 
     const no = await run(t, wf, { v: '2.0' });
     await page.goto(`${t.baseUrl}/executions/${no}`);
-    await page.getByRole('button', { name: 'Reject' }).click();
+    await page.getByRole('button', { name: 'Reject', exact: true }).click();
     await expect.poll(status, { timeout: 10_000 }).toBe('failed');
-    expect(await page.getByRole('button', { name: 'Approve' }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Approve', exact: true }).count()).toBe(0);
   });
 
   it('lists an execution’s deliveries and redelivers one', async () => {
@@ -131,24 +131,24 @@ describe('the dashboard over the newer APIs', () => {
     await row.first().waitFor();
     expect(await row.locator('td').first().textContent()).toBe('execution.succeeded');
     const before = received;
-    await row.getByRole('button', { name: 'Redeliver' }).click();
+    await row.getByRole('button', { name: 'Redeliver', exact: true }).click();
     await eventually(async () => received > before);
   });
 
   it('sets and deletes secrets, never showing a value', async () => {
     await page.getByRole('link', { name: 'Secrets', exact: true }).click();
-    await page.getByLabel('Name').fill('STRIPE_KEY');
-    await page.getByLabel('Value').fill('sk_test_very_secret');
-    await page.getByRole('button', { name: 'Set' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('STRIPE_KEY');
+    await page.getByLabel('Value', { exact: true }).fill('sk_test_very_secret');
+    await page.getByRole('button', { name: 'Set', exact: true }).click();
     const row = page.locator('tr[data-secret="STRIPE_KEY"]');
     await row.waitFor();
     await screenshot(page, 'secrets');
     expect(await page.content()).not.toContain('sk_test_very_secret');
     expect(((await api('GET', '/api/v1/secrets')) as Json).secrets.map((s: Json) => s.name)).toEqual(['STRIPE_KEY']);
-    await page.getByLabel('Name').fill('bad name');
-    await page.getByLabel('Value').fill('x');
-    await page.getByRole('button', { name: 'Set' }).click();
-    await row.getByRole('button', { name: 'Delete' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('bad name');
+    await page.getByLabel('Value', { exact: true }).fill('x');
+    await page.getByRole('button', { name: 'Set', exact: true }).click();
+    await row.getByRole('button', { name: 'Delete', exact: true }).click();
     await expect.poll(() => row.count()).toBe(0);
     expect(((await api('GET', '/api/v1/secrets')) as Json).secrets).toEqual([]);
   });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkflow, finished, get, run } from './helpers/api.js';
-import { type DashboardServer, launchBrowser, screenshot, signIn, startDashboardServer } from './helpers/browser.js';
+import { type DashboardServer, launchBrowser, screenshot, signIn, startDashboardServer, unnamedControls } from './helpers/browser.js';
 import { eventually } from './helpers/server.js';
 
 // The dashboard end to end, in headless Chromium against a real server on loopback
@@ -70,21 +70,21 @@ describe('the dashboard', () => {
   it('signs in with a pasted key kept in sessionStorage only, refuses a wrong one, and signs out', async () => {
     await page.goto(`${t.baseUrl}/`);
     await screenshot(page, 'sign-in');
-    await page.getByLabel('API key').fill('sk_live_wrong');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByLabel('API key', { exact: true }).fill('sk_live_wrong');
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/Invalid API key/);
     // Keyboard only: focus the field, type, Enter.
-    await page.getByLabel('API key').fill('');
-    await page.getByLabel('API key').focus();
+    await page.getByLabel('API key', { exact: true }).fill('');
+    await page.getByLabel('API key', { exact: true }).focus();
     await page.keyboard.type(t.apiKey);
     await page.keyboard.press('Enter');
-    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    await page.getByRole('button', { name: 'Sign out', exact: true }).waitFor();
     expect(await page.evaluate(() => Object.values(sessionStorage))).toEqual([t.apiKey]);
     expect(await page.evaluate(() => localStorage.length)).toBe(0);
     expect(await context.cookies()).toEqual([]);
     for (const name of ['Executions', 'Workflows', 'Secrets']) await expect.poll(() => page.getByRole('link', { name, exact: true }).count()).toBe(1);
-    await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.getByLabel('API key').waitFor();
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await page.getByLabel('API key', { exact: true }).waitFor();
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
     await signIn(page, t.baseUrl, t.apiKey);
   });
@@ -103,7 +103,7 @@ describe('the dashboard', () => {
     const failed = await run(t, bad, {});
     for (const id of [...ids, failed]) await finished(t, id);
 
-    if ((await page.getByRole('button', { name: 'Sign out' }).count()) === 0) await signIn(page, t.baseUrl, t.apiKey);
+    if ((await page.getByRole('button', { name: 'Sign out', exact: true }).count()) === 0) await signIn(page, t.baseUrl, t.apiKey);
     await page.getByRole('link', { name: 'Executions', exact: true }).click();
     const header = await page.locator('table[aria-label="Executions"] thead th').allTextContents();
     expect(header).toEqual(['ID', 'Workflow', 'Status', 'Trigger', 'Started', 'Duration']);
@@ -117,20 +117,20 @@ describe('the dashboard', () => {
 
     // Pagination: 22 executions, 20 a page; the next page starts after the last row's id.
     expect(await page.locator('tbody tr').count()).toBe(20);
-    await page.getByRole('button', { name: 'Next page' }).click();
+    await page.getByRole('button', { name: 'Next page', exact: true }).click();
     await expect.poll(() => page.locator('tbody tr').count()).toBe(2);
     expect(await rowOf(ids[0]!).count()).toBe(1);
-    await page.getByRole('button', { name: 'Previous page' }).click();
+    await page.getByRole('button', { name: 'Previous page', exact: true }).click();
     await expect.poll(() => page.locator('tbody tr').count()).toBe(20);
 
-    await page.getByLabel('Status').selectOption(['failed']);
+    await page.getByLabel('Status', { exact: true }).selectOption(['failed']);
     await expect.poll(() => page.locator('tbody tr').count()).toBe(1);
     expect(await rowOf(failed).count()).toBe(1);
-    await page.getByLabel('Status').selectOption([]);
-    await page.getByLabel('Workflow').selectOption({ label: 'Doubler' });
+    await page.getByLabel('Status', { exact: true }).selectOption([]);
+    await page.getByLabel('Workflow', { exact: true }).selectOption({ label: 'Doubler' });
     await expect.poll(() => rowOf(failed).count()).toBe(0);
     expect(await page.locator('tbody tr').count()).toBe(20);
-    await page.getByLabel('Workflow').selectOption('');
+    await page.getByLabel('Workflow', { exact: true }).selectOption('');
 
     await rowOf(failed).getByRole('link').click();
     await page.waitForURL(`${t.baseUrl}/executions/${failed}`);
@@ -200,11 +200,11 @@ describe('the dashboard', () => {
     const wf = await createWorkflow(t, [{ type: 'delay', seconds: 60 }], 'Long wait');
     const id = await run(t, wf, {});
     await page.goto(`${t.baseUrl}/executions/${id}`);
-    await page.getByRole('button', { name: 'Stop' }).click();
+    await page.getByRole('button', { name: 'Stop', exact: true }).click();
     await expect.poll(() => page.getByTestId('execution-status').textContent()).toBe('stopped');
     expect((await get(t, id)).status).toBe('stopped');
-    expect(await page.getByRole('button', { name: 'Stop' }).count()).toBe(0);
-    expect(await page.getByRole('button', { name: 'Retry' }).count()).toBe(1);
+    expect(await page.getByRole('button', { name: 'Stop', exact: true }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Retry', exact: true }).count()).toBe(1);
   });
 
   it('keeps deep links across a reload', async () => {
@@ -228,19 +228,19 @@ describe('the dashboard', () => {
   it('lists workflows, shows one workflow’s steps, and runs it with Input', async () => {
     const wf = await createWorkflow(t, [{ type: 'transform', name: 'echo', expression: 'input' }], 'Runner');
     await page.getByRole('link', { name: 'Workflows', exact: true }).click();
-    await page.getByRole('link', { name: 'Runner' }).click();
+    await page.getByRole('link', { name: 'Runner', exact: true }).click();
     await page.waitForURL(`${t.baseUrl}/workflows/${wf}`);
     await page.locator('section[aria-label="Steps"] li').first().waitFor();
     expect(await page.locator('section[aria-label="Steps"] li strong').allTextContents()).toEqual(['echo']);
     await screenshot(page, 'workflow');
     const before = Number((await page.getByTestId('credits').textContent())!.replace(/\D/g, ''));
 
-    await page.getByLabel('Input').fill('{ not json');
-    await page.getByRole('button', { name: 'Run' }).click();
+    await page.getByLabel('Input', { exact: true }).fill('{ not json');
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
     await expect.poll(() => page.locator('#run-error').textContent()).toContain('not valid JSON');
 
-    await page.getByLabel('Input').fill('{"city": "Oslo"}');
-    await page.getByRole('button', { name: 'Run' }).click();
+    await page.getByLabel('Input', { exact: true }).fill('{"city": "Oslo"}');
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
     await page.waitForURL(/\/executions\/[0-9a-f]{24}$/);
     const id = page.url().split('/').pop()!;
     expect((await finished(t, id)).input).toEqual({ city: 'Oslo' });
@@ -251,12 +251,12 @@ describe('the dashboard', () => {
   it('saves the definition from the JSON editor, and shows a validation error beside the field it names', async () => {
     const wf = await createWorkflow(t, [{ type: 'transform', expression: '1' }], 'Editable');
     await page.goto(`${t.baseUrl}/workflows/${wf}`);
-    const editor = page.getByLabel('Definition (JSON)');
+    const editor = page.getByLabel('Definition (JSON)', { exact: true });
     await editor.waitFor();
     const definition = JSON.parse(await editor.inputValue()) as { steps: { expression: string }[] };
     definition.steps[0]!.expression = '';
     await editor.fill(JSON.stringify(definition, null, 2));
-    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
     const error = page.locator('#definition-error');
     await expect.poll(() => page.getByTestId('error-field').textContent()).toMatch(/^steps\[0\]\.expression \(line \d+\)$/);
     expect(await error.textContent()).toContain('steps[0].expression');
@@ -270,7 +270,7 @@ describe('the dashboard', () => {
 
     definition.steps[0]!.expression = '"saved"';
     await editor.fill(JSON.stringify({ ...definition, name: 'Edited' }, null, 2));
-    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
     await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
     const stored = (await t.request({ method: 'GET', url: `/api/v1/workflows/${wf}` })).json() as { name: string; steps: { expression: string }[] };
     expect(stored.name).toBe('Edited');
@@ -295,6 +295,30 @@ describe('the dashboard', () => {
     } finally {
       await page.unroute(/\/api\/v1\/(secrets|schedules|webhooks|executions\/[0-9a-f]{24}\/deliveries)/);
     }
+  });
+
+  it('gives every control of every screen an accessible name', async () => {
+    const wf = await createWorkflow(t, [{ type: 'delay', seconds: 30 }], 'Named');
+    const id = await run(t, wf, {});
+    const screens: [string, string][] = [
+      ['/', 'tbody tr'],
+      [`/executions/${id}`, 'li[data-step-index="0"]'],
+      ['/workflows', 'tbody tr'],
+      [`/workflows/${wf}`, '#definition'],
+      ['/secrets', 'h1'],
+    ];
+    for (const [url, loaded] of screens) {
+      await page.goto(`${t.baseUrl}${url}`);
+      await page.locator(loaded).first().waitFor();
+      expect(await unnamedControls(page), url).toEqual([]);
+    }
+    await t.request({ method: 'POST', url: `/api/v1/executions/${id}/stop` });
+    await page.context().clearCookies();
+    await page.evaluate(() => sessionStorage.clear());
+    await page.goto(`${t.baseUrl}/`);
+    await page.getByLabel('API key', { exact: true }).waitFor();
+    expect(await unnamedControls(page)).toEqual([]);
+    await signIn(page, t.baseUrl, t.apiKey);
   });
 
   it('is keyboard usable: the navigation is reached and followed with Tab and Enter', async () => {

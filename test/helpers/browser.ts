@@ -47,12 +47,26 @@ export async function startDashboardServer(overrides: Partial<Config> = {}): Pro
 
 export async function signIn(page: Page, baseUrl: string, apiKey: string): Promise<void> {
   await page.goto(`${baseUrl}/`);
-  await page.getByLabel('API key').fill(apiKey);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+  await page.getByLabel('API key', { exact: true }).fill(apiKey);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.getByRole('button', { name: 'Sign out', exact: true }).waitFor();
 }
 
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync('docs/screenshots', { recursive: true });
   await page.screenshot({ path: `docs/screenshots/${name}.png` });
+}
+
+/** Controls on the page without an accessible name (by the simple rules the dashboard
+ * uses: a <label for>, aria-label, or text content). Returns their outer HTML. */
+export function unnamedControls(page: Page): Promise<string[]> {
+  return page.evaluate(() =>
+    Array.from(document.querySelectorAll('a, button, input, select, textarea, summary'))
+      .filter((el) => {
+        const labelled = (el as HTMLInputElement).labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby');
+        const text = (el.textContent ?? '').trim();
+        return el.matches('input, select, textarea') ? !labelled : !(text || labelled);
+      })
+      .map((el) => el.outerHTML.slice(0, 120)),
+  );
 }
