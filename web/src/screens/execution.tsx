@@ -41,7 +41,11 @@ export function ExecutionScreen({ id }: { id: string }) {
     if (!running) return;
     const controller = new AbortController();
     void followExecution(api, id, controller.signal, {
-      onExecution: (next) => setExecution((current) => ({ ...(current ?? next), ...next, steps: current?.steps ?? next.steps })),
+      onExecution: (next) => {
+        setExecution((current) => ({ ...(current ?? next), ...next, steps: current?.steps ?? next.steps }));
+        // It ended: this effect is about to close the stream; read the final state once.
+        if (next.status !== 'running') reload();
+      },
       onStep: (step) => {
         setExecution((current) => (current ? { ...current, steps: mergeStep(current.steps, step) } : current));
         // A waiting approval shows on the execution, not on the step frame.
