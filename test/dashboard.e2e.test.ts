@@ -126,6 +126,12 @@ describe('the dashboard', () => {
     await page.getByLabel('Status', { exact: true }).selectOption(['failed']);
     await expect.poll(() => page.locator('tbody tr').count()).toBe(1);
     expect(await rowOf(failed).count()).toBe(1);
+    // The filters are in the URL: a reload keeps them.
+    expect(new URL(page.url()).search).toBe('?status=failed');
+    await page.reload();
+    await rowOf(failed).waitFor();
+    expect(await page.locator('tbody tr').count()).toBe(1);
+    expect(await page.getByLabel('Status', { exact: true }).evaluate((s) => Array.from((s as HTMLSelectElement).selectedOptions, (o) => o.value))).toEqual(['failed']);
     await page.getByLabel('Status', { exact: true }).selectOption([]);
     await page.getByLabel('Workflow', { exact: true }).selectOption({ label: 'Doubler' });
     await expect.poll(() => rowOf(failed).count()).toBe(0);

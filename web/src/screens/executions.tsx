@@ -25,9 +25,29 @@ function listQuery(filters: Filters, after: string | null): string {
   return `/executions?${query.toString()}`;
 }
 
+/** The filters live in the URL (`?status=a,b&workflow_id=…&trigger=…`), so a reload or a shared link keeps them. */
+function filtersFromUrl(): Filters {
+  const query = new URLSearchParams(location.search);
+  return {
+    statuses: (query.get('status') ?? '').split(',').filter((s) => (EXECUTION_STATUSES as readonly string[]).includes(s)),
+    workflowId: query.get('workflow_id') ?? '',
+    trigger: query.get('trigger') ?? '',
+  };
+}
+
+function filtersToUrl(filters: Filters): void {
+  const query = new URLSearchParams();
+  if (filters.statuses.length > 0) query.set('status', filters.statuses.join(','));
+  if (filters.workflowId) query.set('workflow_id', filters.workflowId);
+  if (filters.trigger) query.set('trigger', filters.trigger);
+  const search = query.toString();
+  history.replaceState(null, '', `${location.pathname}${search ? `?${search}` : ''}`);
+}
+
 export function ExecutionsScreen() {
   const { api } = useApp();
-  const [filters, setFilters] = useState<Filters>({ statuses: [], workflowId: '', trigger: '' });
+  const [filters, setFilters] = useState<Filters>(filtersFromUrl);
+  useEffect(() => filtersToUrl(filters), [filters]);
   // The cursors of the pages before this one; the last is this page's `after`.
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const after = cursors[cursors.length - 1] ?? null;
