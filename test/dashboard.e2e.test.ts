@@ -57,6 +57,7 @@ describe('the dashboard', () => {
       ['/api/v1/nope', t.apiKey, 404],
       ['/hooks/wh_unknown', t.apiKey, 404],
       ['/assets/missing.js', null, 404],
+      ['/assets/..%2f..%2fpackage.json', null, 404],
       ['/elsewhere', t.apiKey, 404],
     ] as const) {
       const response = await fetch(`${t.baseUrl}${path}`, key ? { headers: { authorization: `Bearer ${key}` } } : {});

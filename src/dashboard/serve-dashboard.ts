@@ -34,6 +34,7 @@ const CSP = [
 ].join('; ');
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
+const ASSET_NAME = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.[a-z0-9]+$/;
 
 function notBuilt(): ApiError {
   return new ApiError('not_found', 'The dashboard is not built on this server: run "npm run build", then restart.');
@@ -56,6 +57,8 @@ export async function registerDashboard(app: FastifyInstance, root: string = DEF
 
   app.get<{ Params: { '*': string } }>('/assets/*', { config: { scope: 'public' }, schema: { hide: true } }, async (request, reply) => {
     if (!built) throw notBuilt();
+    // The build's assets are flat, hashed file names: anything else (a sub-path, a `..`) is no asset.
+    if (!ASSET_NAME.test(request.params['*'])) throw new ApiError('not_found', 'No such dashboard asset.');
     reply.header('cache-control', IMMUTABLE);
     return reply.sendFile(request.params['*'], join(root, 'assets'));
   });
