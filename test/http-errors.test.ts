@@ -74,7 +74,7 @@ describeEachBackend('HTTP errors and request handling', (backend) => {
 
   describe('routing', () => {
     it('an unknown route is 404 not_found', async () => {
-      for (const url of ['/api/v1/nope', '/api/v1/workflows/abc/def', '/', '/api/v2/workflows', '/api/v1/workflows/x/run-async/more']) {
+      for (const url of ['/api/v1/nope', '/api/v1/workflows/abc/def', '/nope', '/api/v2/workflows', '/api/v1/workflows/x/run-async/more']) {
         expectError(await t.request({ method: 'GET', url }), 404, 'not_found');
       }
       expectError(await t.request({ method: 'POST', url: '/api/v1/nope', body: {} }), 404, 'not_found');

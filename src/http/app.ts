@@ -3,6 +3,7 @@ import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { authHook } from '../api-keys/auth.js';
 import type { AppDeps } from '../deps.js';
+import { registerDashboard } from '../dashboard/serve-dashboard.js';
 import { registerExecutionRoutes } from '../executions/routes.js';
 import { registerWorkflowRoutes } from '../workflows/routes.js';
 import { registerWorkspaceRoutes } from '../workspaces/routes.js';
@@ -53,6 +54,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerWorkspaceRoutes(app, deps);
   registerWorkflowRoutes(app, deps);
   registerExecutionRoutes(app, deps);
+  await registerDashboard(app);
   await app.ready();
   return app;
 }
