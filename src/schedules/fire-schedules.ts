@@ -69,7 +69,7 @@ export async function fireDueSchedules(deps: Deps, now: number): Promise<TickOut
   return out;
 }
 
-async function fireTick(deps: Deps, row: ScheduleRow, now: number): Promise<TickOutcome> {
+export async function fireTick(deps: Deps, row: ScheduleRow, now: number): Promise<TickOutcome> {
   const spec = { cron: row.cron, timezone: row.timezone };
   const expected = row.next_run_at!;
   // After downtime only the most recent missed tick is a candidate: never a burst.
