@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { LocalSignals } from '../src/db/signals.js';
+import type { Db } from '../src/db/open.js';
+import { fireDueSchedules } from '../src/schedules/fire-schedules.js';
+import { createWorkflow } from './helpers/api.js';
+import { describeEachBackend } from './helpers/backends.js';
+import { type TestServer, openMigrated, silentLogger, startTestServer } from './helpers/server.js';
+
+// Exactly one execution per tick across processes: two independent database handles
+// (two engines, each with its own connection pool and group-committed start path) and
+// the server's own scheduler race for every tick of a schedule; over many ticks no
+// `scheduled_for` appears twice and none is missing.
+
+describeEachBackend('schedule tick claims raced by two engines', (backend) => {
+  let t: TestServer;
+  let second: Db;
+  let now = Date.parse('2026-06-01T00:00:00.500Z');
+  const clock = { now: () => now };
+
+  beforeAll(async () => {
+    t = await startTestServer(backend, {}, { clock });
+    second = await openMigrated(t.database.url);
+  });
+  afterAll(async () => {
+    await second?.close();
+    await t?.close();
+  });
+
+  it('no duplicate and no missing scheduled_for over 40 ticks', async () => {
+    const wf = await createWorkflow(t, [{ type: 'transform', expression: '1' }]);
+    const res = await t.request({ method: 'POST', url: `/api/v1/workflows/${wf}/schedules`, body: { cron: '* * * * * *', overlap: 'allow' } });
+    expect(res.statusCode, res.body).toBe(201);
+    const a = t.server.deps;
+    const b = { db: second, clock, logger: silentLogger, signals: new LocalSignals() };
+    const start = now;
+    const TICKS = 40;
+    for (let i = 1; i <= TICKS; i++) {
+      now = start + i * 1000;
+      const rounds = await Promise.all([fireDueSchedules(a, now), fireDueSchedules(b, now), fireDueSchedules(b, now), t.server.scheduler!.runOnce()]);
+      expect(rounds.flat().filter((o) => o.outcome === 'fired')).toHaveLength(1);
+    }
+    const rows = await t.server.deps.db.db.selectFrom('executions').select('trigger').where('trigger_type', '=', 'schedule').execute();
+    const ticks = rows.map((r) => JSON.parse(r.trigger!).scheduled_for as string);
+    expect(new Set(ticks).size).toBe(ticks.length);
+    expect(ticks).toHaveLength(TICKS);
+    const stored = await t.server.deps.db.db.selectFrom('schedule_ticks').selectAll().execute();
+    expect(stored).toHaveLength(TICKS);
+  });
+});
