@@ -12,7 +12,7 @@ const DOCUMENTED_ROUTES: [string, string][] = readFileSync(new URL('../docs/api.
   .split('\n')
   .flatMap((line) => {
     const match = /^\| `(GET|POST|PUT|DELETE|PATCH) (\/[^`?]*)[^`]*` \|/.exec(line);
-    return match ? [[match[1]!.toLowerCase(), `/api/v1${match[2]!.replace(/:(\w+)/g, '{$1}')}`] as [string, string]] : [];
+    return match ? [[match[1]!.toLowerCase(), `${match[2]!.startsWith('/hooks/') ? '' : '/api/v1'}${match[2]!.replace(/:(\w+)/g, '{$1}')}`] as [string, string]] : [];
   });
 
 type Operation = {
