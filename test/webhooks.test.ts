@@ -21,7 +21,7 @@ describeEachBackend('inbound webhooks', (backend) => {
     const res = await create(body, wf);
     expect(res.statusCode, res.body).toBe(201);
     const hook = res.json() as Json;
-    return { ...hook, path: new URL(hook.url).pathname };
+    return { ...hook, path: new URL(hook.url as string).pathname } as Json;
   };
   const deliver = (path: string, opts: { body?: string | Buffer; type?: string | null; headers?: Record<string, string> } = {}) =>
     t.server.app!.inject({
@@ -120,7 +120,7 @@ describeEachBackend('inbound webhooks', (backend) => {
     const nowS = Math.floor(Date.now() / 1000);
     const ok = await deliver(hook.path, { body, headers: { 'webhook-id': 'msg_1', 'webhook-timestamp': String(nowS), 'webhook-signature': `v1,AAAA ${sign('msg_1', nowS, body)}` } });
     expect(ok.statusCode, ok.body).toBe(202);
-    const cases = [
+    const cases: Record<string, string>[] = [
       { 'webhook-id': 'msg_2', 'webhook-timestamp': String(nowS), 'webhook-signature': sign('msg_2', nowS, body, Buffer.from('x')) },
       { 'webhook-id': 'msg_3', 'webhook-timestamp': String(nowS - 301), 'webhook-signature': sign('msg_3', nowS - 301, body) },
       { 'webhook-id': 'msg_4', 'webhook-timestamp': String(nowS + 301), 'webhook-signature': sign('msg_4', nowS + 301, body) },

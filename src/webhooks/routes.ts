@@ -82,6 +82,7 @@ export async function registerWebhookRoutes(app: FastifyInstance, deps: AppDeps)
         config: { scope: 'public' },
         schema: {
           summary: 'Deliver to an inbound webhook (no API key: the token in the URL, and the signature when one is configured)',
+          security: [],
           params: Type.Object({ token: Type.String() }),
           response: responses({ 200: SyncResult, 202: RunAccepted }, ['invalid_signature', 'invalid_request', 'not_found', 'payload_too_large', 'unsupported_media_type', 'concurrent_execution_limit', 'insufficient_credits']),
         },
