@@ -136,6 +136,24 @@ describeEachBackend('inbound webhooks', (backend) => {
     expect(await executionsOf(hook.webhook_id)).toHaveLength(1);
   });
 
+  it('stripe signatures: t=…,v1=… over "t.body", wrong and stale refused', async () => {
+    const secret = 'whsec_test_abc123';
+    const hook = await webhook({ signature: { type: 'stripe', secret } });
+    expect(hook.signature).toEqual({ type: 'stripe' });
+    const body = '{"id":"evt_1","type":"invoice.paid"}';
+    const sign = (ts: number, text: string, key = secret) => createHmac('sha256', key).update(`${ts}.${text}`).digest('hex');
+    const ts = Math.floor(Date.now() / 1000);
+    const ok = await deliver(hook.path, { body, headers: { 'Stripe-Signature': `t=${ts},v1=${'0'.repeat(64)},v1=${sign(ts, body)},v0=abc` } });
+    expect(ok.statusCode, ok.body).toBe(202);
+    for (const value of [`t=${ts},v1=${sign(ts, body, 'whsec_other')}`, `t=${ts - 301},v1=${sign(ts - 301, body)}`, `t=${ts},v1=${sign(ts, body + 'x')}`, `v1=${sign(ts, body)}`, `t=${ts}`]) {
+      const res = await deliver(hook.path, { body, headers: { 'Stripe-Signature': value } });
+      expect(res.statusCode, value).toBe(401);
+      expect(res.json().error_code).toBe('invalid_signature');
+    }
+    expect((await deliver(hook.path, { body })).statusCode).toBe(401);
+    expect(await executionsOf(hook.webhook_id)).toHaveLength(1);
+  });
+
   it('20 concurrent deliveries with one dedupe key start one execution; the rest replay it whatever the body', async () => {
     const hook = await webhook({ dedupe_header: 'X-GitHub-Delivery' });
     const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => deliver(hook.path, { body: JSON.stringify({ i }), headers: { 'X-GitHub-Delivery': 'delivery-1' } })));

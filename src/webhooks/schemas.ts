@@ -18,15 +18,20 @@ export const StandardWebhooksSignature = Type.Object(
   { type: Type.Literal('standard_webhooks'), secret: Type.String({ pattern: '^whsec_[A-Za-z0-9+/]+={0,2}$', maxLength: 1024, description: 'whsec_ + base64 of the key' }) },
   { additionalProperties: false },
 );
-export type SignatureSettings = Static<typeof HmacSignature> | Static<typeof StandardWebhooksSignature>;
+/** Stripe's own scheme (Stripe-Signature: t=…,v1=…): the timestamp is part of the
+ * signed text, so it is not a plain HMAC of the body. The secret is used as given. */
+export const StripeSignature = Type.Object(
+  { type: Type.Literal('stripe'), secret: Type.String({ pattern: '^whsec_[!-~]+$', maxLength: 1024, description: "the endpoint's signing secret, whsec_…" }) },
+  { additionalProperties: false },
+);
+export type SignatureSettings = Static<typeof HmacSignature> | Static<typeof StandardWebhooksSignature> | Static<typeof StripeSignature>;
 
 export const WebhookInput = Type.Object(
   {
     name: Type.Optional(Type.String({ maxLength: 200 })),
     mode: Type.Optional(Mode),
     sync_timeout_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 })),
-    // Checked against the two shapes in create-webhook.ts, so the error names the field.
-    signature: Type.Optional(Type.Union([HmacSignature, StandardWebhooksSignature])),
+    signature: Type.Optional(Type.Union([HmacSignature, StandardWebhooksSignature, StripeSignature])),
     dedupe_header: Type.Optional(HeaderName),
   },
   { additionalProperties: false, title: 'WebhookInput' },
@@ -37,6 +42,7 @@ export type WebhookInput = Static<typeof WebhookInput>;
 const SignatureView = Type.Union([
   Type.Object({ type: Type.Literal('hmac_sha256'), header: Type.String(), prefix: Type.String(), encoding: Type.Union([Type.Literal('hex'), Type.Literal('base64')]) }),
   Type.Object({ type: Type.Literal('standard_webhooks') }),
+  Type.Object({ type: Type.Literal('stripe') }),
   Type.Null(),
 ]);
 

@@ -25,7 +25,7 @@ export function toWebhookView(row: WebhookRow, baseUrl: string, token?: string):
         ? null
         : signature.type === 'hmac_sha256'
           ? { type: 'hmac_sha256', header: signature.header, prefix: signature.prefix ?? '', encoding: signature.encoding }
-          : { type: 'standard_webhooks' },
+          : { type: signature.type },
     dedupe_header: row.dedupe_header,
     created_at: formatTimestamp(row.created_at)!,
     last_received_at: formatTimestamp(row.last_received_at),
