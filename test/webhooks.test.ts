@@ -238,3 +238,29 @@ describeEachBackend('inbound webhooks', (backend) => {
     expect((await t.request({ method: 'GET', url: `/api/v1/webhooks`, key: other.apiKey })).json().webhooks).toEqual([]);
   });
 });
+
+describeEachBackend('inbound webhooks: the concurrency cap and the rate limit', (backend) => {
+  it('429 concurrent_execution_limit and 429 rate_limited, with the usual bodies, nothing started', async () => {
+    const t = await startTestServer(backend, { rateLimitPerMinute: 4 });
+    try {
+      const wf = await createWorkflow(t, [{ type: 'delay', seconds: 3600 }]);
+      const res = await t.request({ method: 'POST', url: `/api/v1/workflows/${wf}/webhooks`, body: {} });
+      const path = new URL(res.json().url as string).pathname;
+      await t.server.deps.db.db.updateTable('workspaces').set({ max_concurrent_executions: 1 }).where('id', '=', t.workspaceId).execute();
+      const post = () => t.server.app!.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/json' }, payload: '{}' });
+      expect((await post()).statusCode).toBe(202);
+      const capped = await post();
+      expect(capped.statusCode).toBe(429);
+      expect(capped.json()).toEqual({ error: 'Concurrent execution limit reached. This workspace allows 1 concurrent executions.', error_code: 'concurrent_execution_limit' });
+      expect(capped.headers['retry-after']).toBe('5');
+      const limited = await post();
+      expect(limited.statusCode).toBe(429);
+      expect(limited.json().error_code).toBe('rate_limited');
+      expect(limited.headers['retry-after']).toBeDefined();
+      const rows = await t.server.deps.db.db.selectFrom('executions').select('id').execute();
+      expect(rows).toHaveLength(1);
+    } finally {
+      await t.close();
+    }
+  });
+});

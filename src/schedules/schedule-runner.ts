@@ -25,6 +25,8 @@ export interface ScheduleRunnerOptions {
   recheckMs: number;
 }
 
+/** Fewest milliseconds between two rounds prompted by signals. */
+const SIGNAL_ROUND_MS = 200;
 /** Longest single timer (setTimeout overflows past ~24.8 days). */
 const MAX_TIMER_MS = 3_600_000;
 
@@ -34,6 +36,8 @@ export class ScheduleRunner {
   #queue: Promise<unknown> = Promise.resolve();
   #unsubscribe: (() => void) | null = null;
   #waiting = false;
+  #signalTimer: NodeJS.Timeout | undefined;
+  #lastRoundAt = 0;
 
   constructor(
     private readonly deps: Deps,
@@ -43,9 +47,16 @@ export class ScheduleRunner {
   start(): void {
     if (this.#state !== 'idle') return;
     this.#state = 'running';
-    // Every start signals too: coalesce, one round waiting at most.
+    // Every execution start signals too, thousands a second under load: coalesce them
+    // into at most one round per SIGNAL_ROUND_MS (an edit still applies well within a second).
     this.#unsubscribe = this.deps.signals.onWorkAvailable(() => {
-      if (!this.#waiting) void this.runOnce();
+      if (this.#waiting || this.#signalTimer) return;
+      const wait = Math.max(0, this.#lastRoundAt + SIGNAL_ROUND_MS - Date.now());
+      this.#signalTimer = setTimeout(() => {
+        this.#signalTimer = undefined;
+        void this.runOnce();
+      }, wait);
+      this.#signalTimer.unref();
     });
     void this.runOnce();
   }
@@ -54,6 +65,7 @@ export class ScheduleRunner {
     this.#state = 'stopped';
     this.#unsubscribe?.();
     clearTimeout(this.#timer);
+    clearTimeout(this.#signalTimer);
     await this.#queue;
   }
 
@@ -70,6 +82,7 @@ export class ScheduleRunner {
 
   async #round(): Promise<TickOutcome[]> {
     if (this.#state !== 'running') return [];
+    this.#lastRoundAt = Date.now();
     let outcomes: TickOutcome[] = [];
     let wait = this.options.recheckMs;
     try {
