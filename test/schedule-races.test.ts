@@ -48,3 +48,28 @@ describeEachBackend('schedule tick claims raced by two engines', (backend) => {
     expect(stored).toHaveLength(TICKS);
   });
 });
+
+describeEachBackend('schedule ticks: the unique key per (schedule, tick)', (backend) => {
+  let t: TestServer;
+  let now = Date.parse('2026-06-01T00:00:00.500Z');
+  beforeAll(async () => {
+    t = await startTestServer(backend, {}, { clock: { now: () => now } });
+  });
+  afterAll(async () => t?.close());
+
+  it('a tick moved back onto one that already ran starts nothing and moves past it', async () => {
+    const wf = await createWorkflow(t, [{ type: 'transform', expression: '1' }]);
+    const res = await t.request({ method: 'POST', url: `/api/v1/workflows/${wf}/schedules`, body: { cron: '* * * * *', overlap: 'allow' } });
+    const id = res.json().schedule_id as string;
+    now = Date.parse('2026-06-01T00:01:00.100Z');
+    await fireDueSchedules(t.server.deps, now);
+    const db = t.server.deps.db.db;
+    // As if an edit on a process whose clock runs behind had put the fired tick back.
+    await db.updateTable('schedules').set({ next_run_at: Date.parse('2026-06-01T00:01:00Z') }).where('id', '=', id).execute();
+    const outcomes = await fireDueSchedules(t.server.deps, now);
+    expect(outcomes.map((o) => o.outcome)).not.toContain('fired');
+    expect(await db.selectFrom('executions').select('id').where('trigger_type', '=', 'schedule').execute()).toHaveLength(1);
+    const row = await db.selectFrom('schedules').select('next_run_at').where('id', '=', id).executeTakeFirstOrThrow();
+    expect(row.next_run_at).toBe(Date.parse('2026-06-01T00:02:00Z'));
+  });
+});

@@ -185,6 +185,13 @@ describeEachBackend('inbound webhooks', (backend) => {
     expect(body).toMatchObject({ status: 'success', error: null });
     expect(body.result.body).toEqual({ n: 2 });
     expect(Object.keys(body).sort()).toEqual(['error', 'execution_id', 'result', 'status']);
+    // A repeated delivery key replays the same answer.
+    const keyed = await deliver(fast.path, { body: '{"n":3}', headers: { 'Idempotency-Key': 'sync-1' } });
+    const replay = await deliver(fast.path, { body: '{"n":4}', headers: { 'Idempotency-Key': 'sync-1' } });
+    expect(replay.statusCode).toBe(200);
+    expect(replay.headers['x-idempotent-replayed']).toBe('true');
+    expect(replay.json()).toEqual(keyed.json());
+    expect(keyed.json().result.body).toEqual({ n: 3 });
     const slowWf = await createWorkflow(t, [{ type: 'delay', seconds: 3600 }]);
     const slow = await webhook({ mode: 'sync', sync_timeout_seconds: 1 }, slowWf);
     const late = await deliver(slow.path, { body: '{}' });

@@ -3,7 +3,7 @@ import type { AppDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
 import { param, statement } from '../db/statements.js';
 import { startExecution } from '../executions/start-execution.js';
-import { formatTimestamp } from '../lib/time.js';
+import { DAY_MS, formatTimestamp } from '../lib/time.js';
 import { latestFireBetween, nextFireAfter } from './cron.js';
 import type { ScheduleRow } from './store.js';
 
@@ -109,6 +109,16 @@ export async function fireTick(deps: Deps, row: ScheduleRow, now: number): Promi
   } catch (error) {
     if (error === lost) return result('lost');
     if (error instanceof ApiError) return skip(error.code, error.message);
+    // The (schedule, tick) key exists: this tick already ran (an edit computed on a
+    // clock behind the database's can point back at it). Move past it.
+    if (deps.db.isUniqueViolation(error)) return skip('tick already fired', null);
     throw error;
   }
+}
+
+/** The (schedule, tick) keys only need to outlive the ticks that could still be
+ * claimed: fire times only move forward (an edit picks the first one after now), so a
+ * day's worth is ample. Without pruning a per-second schedule would add 86,400 rows a day. */
+export async function pruneTicks(deps: Pick<Deps, 'db'>, now: number): Promise<void> {
+  await deps.db.db.deleteFrom('schedule_ticks').where('scheduled_for', '<', now - DAY_MS).execute();
 }

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { AppDeps } from '../deps.js';
-import { earliestFireTime, fireDueSchedules, type TickOutcome } from './fire-schedules.js';
+import { HOUR_MS } from '../lib/time.js';
+import { earliestFireTime, fireDueSchedules, pruneTicks, type TickOutcome } from './fire-schedules.js';
 
 // Wakes for the earliest stored fire time, like the engine wakes for its earliest
 // sleeper: one timer, re-armed after every round from what the database says. A
@@ -38,6 +39,7 @@ export class ScheduleRunner {
   #waiting = false;
   #signalTimer: NodeJS.Timeout | undefined;
   #lastRoundAt = 0;
+  #prunedAt = 0;
 
   constructor(
     private readonly deps: Deps,
@@ -88,6 +90,10 @@ export class ScheduleRunner {
     try {
       const now = await this.options.now();
       outcomes = await fireDueSchedules(this.deps, now);
+      if (now - this.#prunedAt >= HOUR_MS) {
+        this.#prunedAt = now;
+        await pruneTicks(this.deps, now);
+      }
       const next = await earliestFireTime(this.deps);
       if (next !== null) wait = Math.min(wait, Math.max(0, next - (await this.options.now())) + 5);
     } catch (err) {

@@ -83,7 +83,10 @@ export async function updateSchedule(deps: Deps, args: { workspaceId: string; id
 }
 
 export async function deleteSchedule(deps: Deps, args: { workspaceId: string; id: string }) {
-  const result = await deps.db.db.deleteFrom('schedules').where('workspace_id', '=', args.workspaceId).where('id', '=', args.id).executeTakeFirst();
-  if (result.numDeletedRows === 0n) throw notFound('Schedule');
+  await deps.db.db.transaction().execute(async (trx) => {
+    const result = await trx.deleteFrom('schedules').where('workspace_id', '=', args.workspaceId).where('id', '=', args.id).executeTakeFirst();
+    if (result.numDeletedRows === 0n) throw notFound('Schedule');
+    await trx.deleteFrom('schedule_ticks').where('schedule_id', '=', args.id).execute();
+  });
   return { schedule_id: args.id, deleted: true as const };
 }
