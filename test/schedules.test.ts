@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pino from 'pino';
 import { fireTimesAfter } from '../src/schedules/cron.js';
 import { fireDueSchedules, fireTick } from '../src/schedules/fire-schedules.js';
 import { findSchedule } from '../src/schedules/store.js';
@@ -289,6 +290,32 @@ describeEachBackend('schedules: the cap, restarts and real time', (backend) => {
       const ticks = rows.map((r) => JSON.parse(r.trigger!).scheduled_for as string);
       expect(new Set(ticks).size).toBe(ticks.length);
       await t.request({ method: 'PATCH', url: `/api/v1/schedules/${res.json().schedule_id}`, body: { enabled: false } });
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describeEachBackend('schedules: one log line per tick', (backend) => {
+  it('logs each tick fired or skipped with the schedule id and the reason', async () => {
+    const lines: Json[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Json) });
+    let now = T0;
+    const t = await startTestServer(backend, {}, { clock: { now: () => now }, logger });
+    try {
+      const slow = await createWorkflow(t, [{ type: 'delay', seconds: 3600 }]);
+      const res = await t.request({ method: 'POST', url: `/api/v1/workflows/${slow}/schedules`, body: { cron: '* * * * *' } });
+      const id = res.json().schedule_id as string;
+      now = Date.parse('2026-06-01T00:01:00.100Z');
+      await t.server.scheduler!.runOnce();
+      now = Date.parse('2026-06-01T00:02:00.100Z');
+      await t.server.scheduler!.runOnce();
+      const ticks = lines.filter((l) => l.scheduleId === id);
+      expect(ticks.map((l) => [l.msg, l.scheduledFor])).toEqual([
+        ['schedule tick fired', '2026-06-01T00:01:00+00:00'],
+        ['schedule tick skipped', '2026-06-01T00:02:00+00:00'],
+      ]);
+      expect(ticks[1]!.reason).toMatch(/overlap/);
     } finally {
       await t.close();
     }
