@@ -1,10 +1,11 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalSignals } from '../src/db/signals.js';
 import type { Db } from '../src/db/open.js';
 import { fireDueSchedules } from '../src/schedules/fire-schedules.js';
 import { createWorkflow } from './helpers/api.js';
-import { describeEachBackend } from './helpers/backends.js';
-import { type TestServer, openMigrated, silentLogger, startTestServer } from './helpers/server.js';
+import { BACKENDS, describeEachBackend } from './helpers/backends.js';
+import { type Child, spawnSkipflow } from './helpers/child.js';
+import { type TestServer, eventually, openMigrated, silentLogger, startTestServer } from './helpers/server.js';
 
 // Exactly one execution per tick across processes: two independent database handles
 // (two engines, each with its own connection pool and group-committed start path) and
@@ -72,4 +73,43 @@ describeEachBackend('schedule ticks: the unique key per (schedule, tick)', (back
     const row = await db.selectFrom('schedules').select('next_run_at').where('id', '=', id).executeTakeFirstOrThrow();
     expect(row.next_run_at).toBe(Date.parse('2026-06-01T00:02:00Z'));
   });
+});
+
+// The same race between real processes: two `skipflow serve --role worker` children
+// and this test's server share one PostgreSQL database and the database's clock.
+const onPostgres = BACKENDS.includes('postgres') ? describe : describe.skip;
+onPostgres('schedule ticks raced by two real worker processes [postgres]', () => {
+  it('every second tick runs once, whichever process claims it', async () => {
+    const t = await startTestServer('postgres');
+    const children: Child[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        children.push(spawnSkipflow(['serve', '--role', 'worker'], { SKIPFLOW_DATABASE_URL: t.database.url, SKIPFLOW_POLL_INTERVAL_MS: '100', SKIPFLOW_ENGINE_THREAD: '0' }));
+      }
+      for (const child of children) {
+        await eventually(async () => {
+          if (child.process.exitCode !== null) throw new Error(`skipflow exited early:\n${child.output()}`);
+          return child.output().includes('"msg":"SkipFlow started"');
+        }, 20_000);
+      }
+      const wf = await createWorkflow(t, [{ type: 'transform', expression: '1' }]);
+      const res = await t.request({ method: 'POST', url: `/api/v1/workflows/${wf}/schedules`, body: { cron: '* * * * * *', overlap: 'allow' } });
+      expect(res.statusCode).toBe(201);
+      const db = t.server.deps.db.db;
+      await eventually(async () => (await db.selectFrom('executions').select('id').where('trigger_type', '=', 'schedule').execute()).length >= 6, 20_000);
+      await t.request({ method: 'PATCH', url: `/api/v1/schedules/${res.json().schedule_id}`, body: { enabled: false } });
+      for (const child of children) {
+        child.process.kill('SIGTERM');
+        await child.exited();
+      }
+      const ticks = (await db.selectFrom('executions').select('trigger').where('trigger_type', '=', 'schedule').execute()).map((r) => JSON.parse(r.trigger!).scheduled_for as string);
+      expect(new Set(ticks).size).toBe(ticks.length);
+      const firedBy = children.map((c) => (c.output().match(/schedule tick fired/g) ?? []).length);
+      expect(firedBy.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(ticks.length);
+    } finally {
+      for (const child of children) if (child.process.exitCode === null) child.process.kill('SIGKILL');
+      await Promise.all(children.map((c) => c.exited()));
+      await t.close();
+    }
+  }, 60_000);
 });
