@@ -116,6 +116,18 @@ describeEachBackend('schedules', (backend) => {
     const over = await create({ cron: '0 0 1 1 *' });
     expect(over.statusCode).toBe(400);
     expect(over.json().error).toMatch(/100/);
+    // Pages of 30, newest first, walk all of them once.
+    const seen: string[] = [];
+    let after = '';
+    for (;;) {
+      const page = (await t.request({ method: 'GET', url: `/api/v1/schedules?limit=30${after}` })).json().schedules as Json[];
+      seen.push(...page.map((x) => x.schedule_id as string));
+      if (page.length < 30) break;
+      after = `&after=${page[page.length - 1]!.schedule_id}`;
+    }
+    expect(seen).toHaveLength(100);
+    expect(new Set(seen).size).toBe(100);
+    expect([...seen].sort().reverse()).toEqual(seen);
     const other = await t.createWorkspace();
     const peek = await t.request({ method: 'GET', url: `/api/v1/schedules/${made[0]}`, key: other.apiKey });
     expect(peek.statusCode).toBe(404);
