@@ -29,6 +29,8 @@ export interface Config {
   readonly authFailuresPerMinute: number;
   /** Server-Sent Events streams and long polls one workspace may hold open at once, per api process. */
   readonly maxOpenStreamsPerWorkspace: number;
+  /** Base URL printed in inbound webhook URLs (no trailing slash); null: http://HOST:PORT. */
+  readonly publicUrl: string | null;
 }
 
 export class ConfigError extends Error {}
@@ -77,6 +79,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       `SKIPFLOW_MAX_EXECUTION_RESULT_BYTES (${maxExecutionResultBytes}) must be at least SKIPFLOW_MAX_RESULT_BYTES (${maxResultBytes}): one step's result must fit in its execution's total`,
     );
   }
+  const publicUrl = (env.SKIPFLOW_PUBLIC_URL || '').replace(/\/+$/, '') || null;
+  if (publicUrl !== null && !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(publicUrl)) {
+    throw new ConfigError(`SKIPFLOW_PUBLIC_URL must be an http:// or https:// URL, got "${env.SKIPFLOW_PUBLIC_URL}"`);
+  }
   return Object.freeze({
     databaseUrl: databaseUrl(env),
     host: env.HOST || '127.0.0.1',
@@ -94,6 +100,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxExecutionResultBytes,
     authFailuresPerMinute: integer(env, 'SKIPFLOW_AUTH_FAILURE_LIMIT', 20, 0, 1_000_000),
     maxOpenStreamsPerWorkspace: integer(env, 'SKIPFLOW_MAX_OPEN_STREAMS', 50, 1, 100_000),
+    publicUrl,
     ...overrides,
   });
 }

@@ -13,6 +13,7 @@ import { purgeExpiredKeys } from './idempotency/idempotency.js';
 import { type Clock, HOUR_MS, systemClock } from './lib/time.js';
 import { createLogger } from './logger.js';
 import { createRateLimiter } from './rate-limit/rate-limiter.js';
+import { ScheduleRunner, databaseTime } from './schedules/schedule-runner.js';
 import type { Logger } from 'pino';
 
 // The composition root: configuration → database → migrations → the API and/or the
@@ -26,6 +27,8 @@ export interface Server {
   /** The engine when it runs on its own thread (role `all`, the default). */
   readonly engineThread: EngineThread | null;
   readonly deps: AppDeps;
+  /** Fires schedule ticks (every process that runs workers). */
+  readonly scheduler: ScheduleRunner | null;
   /** The Default workspace's key when this start created it (printed once). */
   readonly bootstrapKey: { workspace_id: string; api_key: string } | null;
   close(): Promise<void>;
@@ -73,6 +76,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const engineThread = threaded ? await startEngineThread({ config, logger, signals, pretty: Boolean(process.stdout.isTTY) }) : null;
   const worker = runsWorker && !threaded ? Worker.fromConfig(config, { db, clock, logger, signals }) : null;
   worker?.start();
+  // Fire times are compared with the database's clock unless a test injects one.
+  const scheduler = runsWorker
+    ? new ScheduleRunner({ db, clock, logger, signals }, { now: options.clock ? async () => clock.now() : () => databaseTime(db), recheckMs: Math.min(5000, config.pollIntervalMs * 10) })
+    : null;
+  scheduler?.start();
   if (app && options.listen !== false) await app.listen({ port: config.port, host: config.host });
 
   const purge = () => purgeExpiredKeys(db.db, clock.now()).catch((err: unknown) => logger.warn({ err }, 'purging idempotency keys failed'));
@@ -85,11 +93,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     (closing ??= (async () => {
       clearInterval(purgeTimer);
       await closeApp(app);
+      await scheduler?.stop();
       await worker?.stop();
       await engineThread?.stop();
       await keys.close();
       await signals.close();
       await db.close();
     })());
-  return { app, worker, engineThread, deps, bootstrapKey: created ? { workspace_id: created.workspace_id, api_key: created.api_key } : null, close };
+  return { app, worker, engineThread, deps, scheduler, bootstrapKey: created ? { workspace_id: created.workspace_id, api_key: created.api_key } : null, close };
 }

@@ -93,3 +93,13 @@ describe('amplification bounds', () => {
     expect(() => loadConfig({ SKIPFLOW_MAX_OPEN_STREAMS: '0' })).toThrow('SKIPFLOW_MAX_OPEN_STREAMS');
   });
 });
+
+describe('SKIPFLOW_PUBLIC_URL', () => {
+  it('defaults to the listen address; trailing slashes are dropped; a non-URL is named', async () => {
+    const { publicBaseUrl } = await import('../src/webhooks/webhook-use-cases.js');
+    expect(loadConfig({}).publicUrl).toBeNull();
+    expect(publicBaseUrl(loadConfig({ PORT: '4000', HOST: '0.0.0.0' }))).toBe('http://0.0.0.0:4000');
+    expect(publicBaseUrl(loadConfig({ SKIPFLOW_PUBLIC_URL: 'https://flows.example.com/base/' }))).toBe('https://flows.example.com/base');
+    expect(() => loadConfig({ SKIPFLOW_PUBLIC_URL: 'flows.example.com' })).toThrow(/SKIPFLOW_PUBLIC_URL/);
+  });
+});

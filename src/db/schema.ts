@@ -134,6 +134,52 @@ export interface BootstrapTable {
   value: string;
 }
 
+/** A cron schedule (schedules/): `next_run_at` is the stored fire time of its next
+ * tick, null while disabled; `version` is bumped by every edit (the tick claim checks it). */
+export interface ScheduleTable {
+  id: string;
+  workspace_id: string;
+  workflow_id: string;
+  cron: string;
+  timezone: string;
+  /** JSON text of the input each execution gets. */
+  input: string;
+  enabled: number;
+  overlap: string;
+  catchup: string;
+  next_run_at: number | null;
+  version: Generated<number>;
+  last_run_at: number | null;
+  last_execution_id: string | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** One row per tick that started an execution: unique per (schedule, tick). */
+export interface ScheduleTickTable {
+  schedule_id: string;
+  scheduled_for: number;
+  execution_id: string;
+}
+
+/** An inbound webhook (webhooks/): the URL token is stored only as its SHA-256. */
+export interface WebhookTable {
+  id: string;
+  workspace_id: string;
+  workflow_id: string;
+  name: string;
+  token_hash: string;
+  token_prefix: string;
+  mode: string;
+  sync_timeout_seconds: number;
+  /** JSON text of the signature settings, secret included; null when unsigned. */
+  signature: string | null;
+  dedupe_header: string | null;
+  created_at: number;
+  last_received_at: number | null;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   api_keys: ApiKeyTable;
@@ -144,6 +190,9 @@ export interface Database {
   idempotency_keys: IdempotencyKeyTable;
   rate_windows: RateWindowTable;
   bootstrap: BootstrapTable;
+  schedules: ScheduleTable;
+  schedule_ticks: ScheduleTickTable;
+  webhooks: WebhookTable;
 }
 
 /** Either the database or an open transaction: store functions take it first. */

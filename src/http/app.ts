@@ -6,6 +6,8 @@ import type { AppDeps } from '../deps.js';
 import { registerDashboard } from '../dashboard/serve-dashboard.js';
 import { registerExecutionRoutes } from '../executions/routes.js';
 import { registerWorkflowRoutes } from '../workflows/routes.js';
+import { registerScheduleRoutes } from '../schedules/routes.js';
+import { registerWebhookRoutes } from '../webhooks/routes.js';
 import { registerWorkspaceRoutes } from '../workspaces/routes.js';
 import { BODY_LIMIT_BYTES, registerBodyParsers } from './body-parser.js';
 import { clientErrorHandler, frameworkErrors, registerErrorHandling, setBaseHeaders } from './error-handler.js';
@@ -54,6 +56,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerWorkspaceRoutes(app, deps);
   registerWorkflowRoutes(app, deps);
   registerExecutionRoutes(app, deps);
+  registerScheduleRoutes(app, deps);
+  await registerWebhookRoutes(app, deps);
   await registerDashboard(app);
   await app.ready();
   return app;

@@ -3,6 +3,8 @@ import type { AppDeps } from '../deps.js';
 import { notFound } from '../errors.js';
 import { stopRunningExecutions } from '../executions/transitions.js';
 import type { Workflow, WorkflowInput } from './schemas.js';
+import { deleteSchedulesOfWorkflow } from '../schedules/store.js';
+import { deleteWebhooksOfWorkflow } from '../webhooks/store.js';
 import { deleteWorkflowRow, findWorkflow, insertWorkflow, replaceWorkflow, toWorkflowView } from './store.js';
 
 type Deps = Pick<AppDeps, 'db' | 'clock' | 'signals'>;
@@ -36,6 +38,8 @@ export async function deleteWorkflow(deps: Deps, args: { auth: AuthContext; id: 
     if (!row) throw notFound('Workflow');
     const stoppedIds = await stopRunningExecutions(deps.db, trx, { workspaceId, workflowId: args.id, now: deps.clock.now() });
     await deleteWorkflowRow(trx, workspaceId, args.id);
+    await deleteSchedulesOfWorkflow(trx, workspaceId, args.id);
+    await deleteWebhooksOfWorkflow(trx, workspaceId, args.id);
     return { name: row.name, stopped: stoppedIds };
   });
   for (const id of stopped) deps.signals.stopRequested(id);
