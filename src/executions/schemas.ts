@@ -29,6 +29,7 @@ export const StepResult = Type.Object(
     error: NullableString,
     error_code: NullableString,
     attempts: Type.Integer(),
+    reused: Type.Boolean({ description: 'copied from the execution this one retries, not run again' }),
     started_at: NullableTimestamp,
     completed_at: NullableTimestamp,
   },

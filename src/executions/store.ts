@@ -39,6 +39,7 @@ export function toStepView(row: ExecutionStepRow) {
     error: row.error,
     error_code: row.error_code,
     attempts: row.attempts,
+    reused: row.reused === 1,
     started_at: formatTimestamp(row.started_at),
     completed_at: formatTimestamp(row.completed_at),
   };
@@ -86,7 +87,7 @@ export async function stepsOf(db: Executor, execution: Pick<ExecutionRow, 'id' |
     (def, idx) =>
       byIndex.get(idx) ?? {
         execution_id: execution.id, idx, name: def.name ?? null, type: def.type, status: 'pending', result: null, error: null, error_code: null,
-        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null,
+        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null, reused: 0,
       },
   );
 }
