@@ -13,6 +13,8 @@ import { purgeExpiredKeys } from './idempotency/idempotency.js';
 import { type Clock, HOUR_MS, systemClock } from './lib/time.js';
 import { createLogger } from './logger.js';
 import { createRateLimiter } from './rate-limit/rate-limiter.js';
+import { DeliveryWorker } from './notifications/delivery-worker.js';
+import { Pruner } from './retention/prune.js';
 import type { Logger } from 'pino';
 
 // The composition root: configuration → database → migrations → the API and/or the
@@ -26,6 +28,8 @@ export interface Server {
   /** The engine when it runs on its own thread (role `all`, the default). */
   readonly engineThread: EngineThread | null;
   readonly deps: AppDeps;
+  /** The sender of completion notifications (worker and all processes). */
+  readonly deliveries: DeliveryWorker | null;
   /** The Default workspace's key when this start created it (printed once). */
   readonly bootstrapKey: { workspace_id: string; api_key: string } | null;
   close(): Promise<void>;
@@ -73,6 +77,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const engineThread = threaded ? await startEngineThread({ config, logger, signals, pretty: Boolean(process.stdout.isTTY) }) : null;
   const worker = runsWorker && !threaded ? Worker.fromConfig(config, { db, clock, logger, signals }) : null;
   worker?.start();
+  // Notifications and retention run where the engine's work runs (on this thread).
+  const deliveries = runsWorker ? new DeliveryWorker({ db, clock, logger, allowPrivateNetwork: config.allowPrivateNetwork, pollIntervalMs: config.pollIntervalMs }) : null;
+  deliveries?.start();
+  const pruner = runsWorker ? new Pruner({ db, clock, logger, retentionDays: config.retentionDays }) : null;
+  pruner?.start();
   if (app && options.listen !== false) await app.listen({ port: config.port, host: config.host });
 
   const purge = () => purgeExpiredKeys(db.db, clock.now()).catch((err: unknown) => logger.warn({ err }, 'purging idempotency keys failed'));
@@ -86,10 +95,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       clearInterval(purgeTimer);
       await closeApp(app);
       await worker?.stop();
+      await deliveries?.stop();
+      await pruner?.stop();
       await engineThread?.stop();
       await keys.close();
       await signals.close();
       await db.close();
     })());
-  return { app, worker, engineThread, deps, bootstrapKey: created ? { workspace_id: created.workspace_id, api_key: created.api_key } : null, close };
+  return { app, worker, engineThread, deliveries, deps, bootstrapKey: created ? { workspace_id: created.workspace_id, api_key: created.api_key } : null, close };
 }

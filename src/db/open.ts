@@ -65,6 +65,10 @@ const pgTypes = {
 function openSqlite(path: string): Db {
   if (path !== ':memory:') ensureDirectory(dirname(path));
   const database = new BetterSqlite3(path);
+  // Before anything else: on a new file this must precede the first table, so that
+  // pruned executions' pages go back to the file system (retention/prune.ts). On an
+  // existing file it changes nothing until a VACUUM (`skipflow prune --vacuum`).
+  database.pragma('auto_vacuum = INCREMENTAL');
   database.pragma('journal_mode = WAL');
   // NORMAL in WAL mode: a commit survives a crash of the process (kill -9); only an
   // operating-system crash or power loss can roll back the last commits. See
