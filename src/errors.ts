@@ -4,11 +4,13 @@
 export const ERROR_STATUS = {
   invalid_request: 400,
   execution_not_running: 400,
+  execution_not_retryable: 400,
   unauthorized: 401,
   insufficient_credits: 402,
   insufficient_scope: 403,
   not_found: 404,
   idempotency_key_in_use: 409,
+  already_retried: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   idempotency_key_reused: 422,

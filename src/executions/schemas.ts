@@ -11,6 +11,11 @@ export const RunAccepted = Type.Object(
   { title: 'RunAccepted' },
 );
 
+export const RetryAccepted = Type.Object(
+  { ...RunAccepted.properties, retry_of: Id },
+  { title: 'RetryAccepted' },
+);
+
 export const RunBody = Type.Object(
   {
     input: Type.Optional(Type.Unknown({ description: 'any JSON; the execution’s input' })),
