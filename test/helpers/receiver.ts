@@ -19,7 +19,7 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
-export async function startReceiver(script: Receiver['script'] = [{ status: 200 }]): Promise<Receiver> {
+export async function startReceiver(script: Receiver['script'] = [{ status: 200 }], port = 0): Promise<Receiver> {
   const received: Received[] = [];
   const state = { script };
   const server: Server = createServer((req, res) => {
@@ -32,10 +32,10 @@ export async function startReceiver(script: Receiver['script'] = [{ status: 200 
       res.end('ok');
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const bound = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}/hook`,
+    url: `http://127.0.0.1:${bound}/hook`,
     received,
     get script() {
       return state.script;
