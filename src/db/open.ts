@@ -45,6 +45,10 @@ export interface Db {
   /** How the API tells workers about work and stops: in memory on SQLite (and across
    * this process's threads through the engine host), LISTEN/NOTIFY on PostgreSQL. */
   createSignals(logger: Logger): Promise<Signals>;
+  /** SQLite: hands free pages back to the file system (auto_vacuum = INCREMENTAL); the
+   * pragma frees one page per step, so it runs to completion in one exec. PostgreSQL:
+   * nothing (VACUUM is autovacuum's job). */
+  returnFreePages(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -99,6 +103,14 @@ function openSqlite(path: string): Db {
     transact: (fn) => connection.transact(compiler, fn),
     runner: connection.autocommit(compiler),
     createSignals: async () => new LocalSignals(),
+    returnFreePages: async () => {
+      const release = await connection.mutex.lock();
+      try {
+        database.exec('pragma incremental_vacuum');
+      } finally {
+        release();
+      }
+    },
     close: () => db.destroy(),
   };
 }
@@ -169,6 +181,7 @@ function openPostgres(url: string, options: OpenOptions): Db {
       await signals.start();
       return signals;
     },
+    returnFreePages: async () => {},
     close: () => db.destroy(),
   };
 }

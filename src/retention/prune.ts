@@ -48,7 +48,7 @@ export async function pruneExecutions(handle: Db, cutoff: number, options: { bat
 
 /** SQLite: hands the free pages back to the file system (auto_vacuum = INCREMENTAL). */
 export async function returnFreePages(handle: Db): Promise<void> {
-  await sql`pragma incremental_vacuum`.execute(handle.db);
+  await handle.returnFreePages();
 }
 
 /** SQLite: whether the file returns free pages (2 = INCREMENTAL). */
