@@ -138,3 +138,22 @@ it('skipflow prune --vacuum converts an SQLite database made without incremental
     await database.drop();
   }
 });
+
+describeEachBackend('retention: a pruned execution is 404 even where its finished copy was cached', (backend) => {
+  it('GET after the prune answers 404', async () => {
+    let offset = 0;
+    const clock = { now: () => Date.now() + offset };
+    const t = await startTestServer(backend, { retentionDays: 30 }, { clock });
+    try {
+      const wf = await createWorkflow(t, [{ type: 'transform', expression: '1' }]);
+      const id = await run(t, wf);
+      await finished(t, id);
+      expect((await t.request({ method: 'GET', url: `/api/v1/executions/${id}` })).statusCode).toBe(200); // now cached
+      offset = 31 * DAY_MS; // a month later
+      expect(await pruneExecutions(t.server.deps.db, retentionCutoff(clock.now(), 30))).toBe(1);
+      expect((await t.request({ method: 'GET', url: `/api/v1/executions/${id}` })).statusCode).toBe(404);
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -81,8 +81,9 @@ async function commitCheckpoints(db: Db, tx: Runner, checkpoints: readonly Check
     const finished: FinishedExecution[] = [];
     for (const row of await tx.each(finish, rows.finish)) {
       applied.add(row.id);
+      if (!row.notify) continue; // no enabled endpoint in its workspace: nothing to record
       const values = byId.get(row.id)!;
-      finished.push({ ...row, status: values.status as FinishedExecution['status'], completed_at: values.completed_at as number });
+      finished.push({ id: row.id, workspace_id: row.workspace_id, workflow_id: row.workflow_id, status: values.status as FinishedExecution['status'], completed_at: values.completed_at as number });
     }
     await recordDeliveries(tx, finished);
   }

@@ -17,6 +17,7 @@ import { OpenStreamLimit } from './open-stream-limit.js';
 import { listExecutions, toListItem } from './store.js';
 import { listFilterOf, ListFilterQuery, RetryBody, StopManyBody, StopManyResult } from './list-filters.js';
 import { retryExecution } from './retry-use-case.js';
+import { retentionCutoff } from '../retention/prune.js';
 import { stopManyExecutions } from './stop-many-use-case.js';
 
 const IdParams = Type.Object({ id: Type.String() });
@@ -120,6 +121,8 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
           id: request.params.id,
           withSteps,
           waitSeconds: request.query.wait,
+          // Retention may have deleted what finished before its cutoff: not served from the cache.
+          prunedBefore: deps.config.retentionDays > 0 ? retentionCutoff(deps.clock.now(), deps.config.retentionDays) : undefined,
         });
         return sendJsonText(reply, body);
       } finally {

@@ -51,17 +51,23 @@ export const sleep = statement<{ id: string }>('transition:sleep', (_db, dialect
         where id = ${param('id')} and lease_token = ${param('token')} and status = 'running' returning id`,
 );
 
+const HAS_ENDPOINT = (alias: string) =>
+  sql.raw(`exists (select 1 from webhook_endpoints w where w.workspace_id = ${alias}.workspace_id and w.enabled = 1)`);
+
 /** `running` → `success` | `failed`, by the worker that holds the lease. */
-export const finish = statement<{ id: string; workspace_id: string; workflow_id: string }>('transition:finish', (_db, dialect) =>
+/** Returns, per finished execution, whether its workspace has an enabled webhook
+ * endpoint (`notify`): the outbox (notifications/record-deliveries.ts) then costs no
+ * statement at all for workspaces without one. */
+export const finish = statement<{ id: string; workspace_id: string; workflow_id: string; notify: boolean | number }>('transition:finish', (_db, dialect) =>
   dialect === 'postgres'
     ? sql`update executions e set status = r.status, current_step = r.current_step, error = r.error, error_code = r.error_code,
           error_step_index = r.error_step_index, completed_at = r.completed_at, available_at = null, lease_owner = null
         from json_to_recordset(${param('rows')}::json) as r(id text, token int, status text, current_step int, error text, error_code text, error_step_index int, completed_at bigint)
-        where e.id = r.id and e.lease_token = r.token and e.status = 'running' returning e.id, e.workspace_id, e.workflow_id`
+        where e.id = r.id and e.lease_token = r.token and e.status = 'running' returning e.id, e.workspace_id, e.workflow_id, ${HAS_ENDPOINT('e')} as notify`
     : sql`update executions set status = ${param('status')}, current_step = ${param('current_step')}, error = ${param('error')},
           error_code = ${param('error_code')}, error_step_index = ${param('error_step_index')}, completed_at = ${param('completed_at')},
           available_at = null, lease_owner = null
-        where id = ${param('id')} and lease_token = ${param('token')} and status = 'running' returning id, workspace_id, workflow_id`,
+        where id = ${param('id')} and lease_token = ${param('token')} and status = 'running' returning id, workspace_id, workflow_id, ${HAS_ENDPOINT('executions')} as notify`,
 );
 
 const STEP_COLUMNS = ['execution_id', 'idx', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'interruptions', 'phase', 'wake_at', 'started_at', 'completed_at'] as const satisfies ReadonlyArray<keyof ExecutionStepTable>;

@@ -11,9 +11,10 @@ import { type NotificationEvent, eventFor } from './events.js';
 // crash right after the status commits cannot lose a notification — the row is there
 // and the delivery worker sends it after the restart.
 //
-// Cost on the hot path: one indexed read of the finished executions' workspaces'
-// enabled endpoints per batch (webhook_endpoints_workspace), and an insert only when
-// some endpoint matches.
+// Cost on the hot path: the engine's finish statement itself says whether the
+// execution's workspace has an enabled endpoint (an index probe inside that UPDATE), so
+// a workspace without endpoints costs no extra statement; otherwise one indexed read of
+// the batch's workspaces' enabled endpoints (webhook_endpoints_workspace) and one insert.
 
 export interface FinishedExecution {
   id: string;
