@@ -4,7 +4,7 @@ import { type Json, createWorkflow, finished, run } from './helpers/api.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { type Receiver, startReceiver, verifyStandardWebhook } from './helpers/receiver.js';
 import { DeliveryWorker } from '../src/notifications/delivery-worker.js';
-import { type TestServer, eventually, settle, silentLogger, startTestServer } from './helpers/server.js';
+import { type TestServer, eventually, openTestDb, settle, silentLogger, startTestServer } from './helpers/server.js';
 
 // Completion notifications: endpoints, the Standard Webhooks signature, the retry
 // schedule (driven by the injected clock), 410, Retry-After, filters, redelivery.
@@ -242,6 +242,43 @@ describeEachBackend('notifications: signed webhooks when an execution ends', (ba
     });
     expect(d!.event).toBe('execution.stopped');
     expect(JSON.parse(receiver.received.at(-1)!.body).data.status).toBe('stopped');
+  });
+});
+
+describeEachBackend('notifications: several senders share the outbox', (backend) => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer(backend, { allowPrivateNetwork: true, pollIntervalMs: 50 });
+    await t.server.deliveries!.stop();
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('three senders (own connections on PostgreSQL): every delivery is sent once, by one of them', async () => {
+    const receiver = await startReceiver();
+    const handles = backend === 'postgres' ? [1, 2, 3].map(() => openTestDb(t.database.url, { poolSize: 3 })) : [t.server.deps.db];
+    const senders = [0, 1, 2].map(
+      (i) => new DeliveryWorker({ db: handles[i % handles.length]!, clock: { now: () => Date.now() }, logger: silentLogger, allowPrivateNetwork: true, pollIntervalMs: 20, concurrency: 4 }),
+    );
+    try {
+      expect((await t.request({ method: 'POST', url: '/api/v1/webhook-endpoints', body: { url: receiver.url } })).statusCode).toBe(201);
+      const wf = await createWorkflow(t, [{ type: 'transform', expression: '1' }]);
+      const ids = await Promise.all(Array.from({ length: 30 }, () => run(t, wf)));
+      for (const id of ids) await finished(t, id);
+      for (const s of senders) s.start();
+      await eventually(async () => receiver.received.length >= 30, 20_000);
+      await settle(500);
+      const webhookIds = receiver.received.map((r) => String(r.headers['webhook-id']));
+      expect(webhookIds).toHaveLength(30);
+      expect(new Set(webhookIds).size).toBe(30);
+      const executions = new Set(receiver.received.map((r) => JSON.parse(r.body).data.execution_id as string));
+      expect(executions).toEqual(new Set(ids));
+    } finally {
+      for (const s of senders) await s.stop();
+      if (backend === 'postgres') for (const h of handles) await h.close();
+      await receiver.close();
+    }
   });
 });
 

@@ -96,7 +96,7 @@ export class DeliveryWorker {
       update webhook_deliveries set lease_owner = ${this.id}, lease_token = lease_token + 1, available_at = ${leaseUntil}
       where id in (select id from webhook_deliveries where status = 'pending' and available_at <= ${now}
                    order by available_at limit ${limit} ${lock})
-        and status = 'pending'
+        and status = 'pending' and available_at <= ${now}
       returning *`.execute(db.db);
     return rows;
   }
