@@ -84,6 +84,12 @@ describeEachBackend('notifications: signed webhooks when an execution ends', (ba
     expect(unknownWorkflow.statusCode).toBe(404);
     const other = await t.createWorkspace();
     expect((await t.request({ method: 'GET', url: `/api/v1/webhook-endpoints/${created.endpoint_id}`, key: other.apiKey })).statusCode).toBe(404);
+    expect((await t.request({ method: 'PATCH', url: `/api/v1/webhook-endpoints/${created.endpoint_id}`, key: other.apiKey, body: { enabled: true } })).statusCode).toBe(404);
+    expect((await t.request({ method: 'DELETE', url: `/api/v1/webhook-endpoints/${created.endpoint_id}`, key: other.apiKey })).statusCode).toBe(404);
+    expect((await t.request({ method: 'GET', url: '/api/v1/webhook-endpoints', key: other.apiKey })).json()).toEqual({ endpoints: [] });
+    expect((await t.request({ method: 'PATCH', url: `/api/v1/webhook-endpoints/${created.endpoint_id}`, body: { url: 'gopher://x' } })).statusCode).toBe(400);
+    expect((await t.request({ method: 'PATCH', url: `/api/v1/webhook-endpoints/${created.endpoint_id}`, body: { secret: 'x' } })).statusCode).toBe(400);
+    expect((await t.request({ method: 'GET', url: '/api/v1/webhook-endpoints/nope' })).statusCode).toBe(404);
     const deleted = await t.request({ method: 'DELETE', url: `/api/v1/webhook-endpoints/${created.endpoint_id}` });
     expect(deleted.json()).toEqual({ endpoint_id: created.endpoint_id, deleted: true });
     expect((await t.request({ method: 'GET', url: `/api/v1/webhook-endpoints/${created.endpoint_id}` })).statusCode).toBe(404);
@@ -215,6 +221,9 @@ describeEachBackend('notifications: signed webhooks when an execution ends', (ba
     await eventually(async () => receiver.received.length === before + 1);
     expect(receiver.received.at(-1)!.headers['webhook-id']).toBe(da!.delivery_id);
     expect((await t.request({ method: 'POST', url: `/api/v1/deliveries/${'f'.repeat(24)}/redeliver` })).statusCode).toBe(404);
+    const other = await t.createWorkspace();
+    expect((await t.request({ method: 'POST', url: `/api/v1/deliveries/${da!.delivery_id}/redeliver`, key: other.apiKey })).statusCode).toBe(404);
+    expect((await t.request({ method: 'GET', url: `/api/v1/executions/${a}/deliveries`, key: other.apiKey })).statusCode).toBe(404);
 
     // A redirect is an answer like any other non-2xx: not followed, retried later.
     receiver.script = [{ status: 302, headers: { location: receiver.url + '/elsewhere' } }];

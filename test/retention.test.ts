@@ -157,3 +157,11 @@ describeEachBackend('retention: a pruned execution is 404 even where its finishe
     }
   });
 });
+
+it('SKIPFLOW_RETENTION_DAYS: 30 by default, 0 keeps for ever, anything else is refused by name', async () => {
+  const { loadConfig } = await import('../src/config.js');
+  expect(loadConfig({}).retentionDays).toBe(30);
+  expect(loadConfig({ SKIPFLOW_RETENTION_DAYS: '0' }).retentionDays).toBe(0);
+  expect(loadConfig({ SKIPFLOW_RETENTION_DAYS: '365' }).retentionDays).toBe(365);
+  for (const bad of ['-1', '1.5', 'forever']) expect(() => loadConfig({ SKIPFLOW_RETENTION_DAYS: bad })).toThrow(/SKIPFLOW_RETENTION_DAYS/);
+});
