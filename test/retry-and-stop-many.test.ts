@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Json, createWorkflow, finished, get, run } from './helpers/api.js';
 import { describeEachBackend } from './helpers/backends.js';
@@ -123,7 +125,7 @@ describeEachBackend('retry an execution', (backend) => {
 describeEachBackend('stop many executions', (backend) => {
   let t: TestServer;
   beforeAll(async () => {
-    t = await startTestServer(backend, { workerConcurrency: 20 });
+    t = await startTestServer(backend, { workerConcurrency: 20, allowPrivateNetwork: true });
   });
   afterAll(async () => {
     await t?.close();
@@ -179,5 +181,32 @@ describeEachBackend('stop many executions', (backend) => {
     // Still stopped a moment later: no worker wrote after the stop.
     await new Promise((r) => setTimeout(r, 300));
     for (const e of ends) expect((await get(t, e.execution_id)).status).toBe(e.status);
+  });
+
+  it('aborts http requests in flight: the steps become stopped and the connections close', async () => {
+    const open = new Set<import('node:http').ServerResponse>();
+    let closed = 0;
+    const hang = createServer((_req, res) => {
+      open.add(res);
+      res.on('close', () => closed++);
+    });
+    await new Promise<void>((resolve) => hang.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(hang.address() as AddressInfo).port}/slow`;
+      const wf = await createWorkflow(t, [{ type: 'http', url, timeout_ms: 60_000 }, { type: 'transform', expression: '1' }]);
+      const ids = await Promise.all([1, 2, 3].map(() => run(t, wf)));
+      await eventually(async () => open.size === 3);
+      const res = await stopMany({ workflow_id: wf });
+      expect(res.json()).toEqual({ stopped: 3 });
+      await eventually(async () => closed === 3, 2_000);
+      for (const id of ids) {
+        const e = await get(t, id);
+        expect(e.status).toBe('stopped');
+        expect(e.steps.map((s: Json) => s.status)).toEqual(['stopped', 'pending']);
+      }
+    } finally {
+      for (const res of open) res.destroy();
+      await new Promise<void>((resolve) => hang.close(() => resolve()));
+    }
   });
 });
