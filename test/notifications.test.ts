@@ -108,7 +108,7 @@ describeEachBackend('notifications: signed webhooks when an execution ends', (ba
     expect(got!.headers['webhook-timestamp']).toBe(String(Math.floor(now / 1000)));
     const body = JSON.parse(got!.body);
     const { steps: _steps, ...withoutSteps } = execution;
-    expect(body).toEqual({ type: 'execution.failed', timestamp: formatTimestamp(now), data: withoutSteps });
+    expect(body).toEqual({ type: 'execution.failed', timestamp: execution.completed_at, data: withoutSteps });
     const deliveries = await eventually(async () => {
       const d = await deliveriesOf(id);
       return d[0]?.status === 'delivered' ? d : null;

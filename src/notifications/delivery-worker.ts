@@ -112,7 +112,9 @@ export class DeliveryWorker {
     }
     const now = clock.now();
     const timestamp = Math.floor(now / 1000);
-    const body = JSON.stringify({ type: delivery.event, timestamp: formatTimestamp(now), data: toExecutionView(execution) });
+    // `timestamp` is when the event happened (the final status), the same on every
+    // attempt; the header's timestamp is the attempt's.
+    const body = JSON.stringify({ type: delivery.event, timestamp: formatTimestamp(delivery.created_at), data: toExecutionView(execution) });
     const headers = {
       'content-type': 'application/json',
       'user-agent': 'SkipFlow-Webhooks/1',
