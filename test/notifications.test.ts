@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { formatTimestamp } from '../src/lib/time.js';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { type Json, createWorkflow, finished, run } from './helpers/api.js';
@@ -287,6 +289,41 @@ describeEachBackend('notifications: several senders share the outbox', (backend)
       for (const s of senders) await s.stop();
       if (backend === 'postgres') for (const h of handles) await h.close();
       await receiver.close();
+    }
+  });
+
+  it('a sender shutting down cancels its attempt in flight without counting it; another sender delivers', async () => {
+    const hanging = createServer(() => {}); // never answers
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    const receiver = await startReceiver();
+    const clock = { now: () => Date.now() };
+    const first = new DeliveryWorker({ db: t.server.deps.db, clock, logger: silentLogger, allowPrivateNetwork: true, pollIntervalMs: 20 });
+    try {
+      const endpoint = await t.request({ method: 'POST', url: '/api/v1/webhook-endpoints', body: { url: `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/h` } });
+      const id = await run(t, await createWorkflow(t, [{ type: 'transform', expression: '1' }]));
+      await finished(t, id);
+      first.start();
+      const mine = () => t.server.deps.db.db.selectFrom('webhook_deliveries').selectAll().where('execution_id', '=', id).where('endpoint_id', '=', endpoint.json().endpoint_id);
+      await eventually(async () => (await mine().executeTakeFirst())?.lease_owner === first.id);
+      const t0 = Date.now();
+      await first.stop();
+      expect(Date.now() - t0).toBeLessThan(5_000); // not the 15 s attempt timeout
+      const row = await mine().executeTakeFirstOrThrow();
+      expect(row).toMatchObject({ status: 'pending', attempts: 0, lease_owner: null });
+      await t.request({ method: 'PATCH', url: `/api/v1/webhook-endpoints/${endpoint.json().endpoint_id}`, body: { url: receiver.url } });
+      const second = new DeliveryWorker({ db: t.server.deps.db, clock, logger: silentLogger, allowPrivateNetwork: true, pollIntervalMs: 20 });
+      second.start();
+      try {
+        await eventually(async () => receiver.received.some((r) => r.headers['webhook-id'] === row.id));
+      } finally {
+        await second.stop();
+      }
+      await t.request({ method: 'DELETE', url: `/api/v1/webhook-endpoints/${endpoint.json().endpoint_id}` });
+    } finally {
+      await first.stop();
+      await receiver.close();
+      hanging.closeAllConnections();
+      await new Promise<void>((resolve) => hanging.close(() => resolve()));
     }
   });
 });

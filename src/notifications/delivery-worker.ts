@@ -41,6 +41,7 @@ const DEFAULT_LEASE_MS = 60_000;
 export class DeliveryWorker {
   readonly id = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}:deliveries`;
   readonly #inFlight = new Set<Promise<void>>();
+  readonly #cancel = new AbortController();
   #timer: NodeJS.Timeout | undefined;
   #polling = false;
   #stopped = false;
@@ -53,9 +54,11 @@ export class DeliveryWorker {
     void this.poll();
   }
 
+  /** Cancels the attempts in flight (they do not count) and hands their deliveries back. */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
+    this.#cancel.abort();
     await Promise.all([...this.#inFlight]);
   }
 
@@ -123,7 +126,18 @@ export class DeliveryWorker {
       'webhook-signature': signatureHeader(endpoint.secret, delivery.id, timestamp, body),
     };
     const { sendAttempt } = await import('./send.js');
-    const outcome: AttemptOutcome = await sendAttempt({ url: endpoint.url, headers, body, allowPrivateNetwork: this.options.allowPrivateNetwork });
+    const outcome: AttemptOutcome = await sendAttempt({ url: endpoint.url, headers, body, allowPrivateNetwork: this.options.allowPrivateNetwork, cancel: this.#cancel.signal });
+    if (outcome.kind === 'cancelled') {
+      // Shutting down: due again at once for whichever sender claims it next.
+      await db.db
+        .updateTable('webhook_deliveries')
+        .set({ lease_owner: null, available_at: delivery.next_attempt_at ?? clock.now() })
+        .where('id', '=', delivery.id)
+        .where('lease_token', '=', delivery.lease_token)
+        .where('status', '=', 'pending')
+        .execute();
+      return;
+    }
     const ended = clock.now();
     const attempts = delivery.attempts + 1;
     if (outcome.kind === 'response' && outcome.statusCode >= 200 && outcome.statusCode < 300) {

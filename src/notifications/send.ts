@@ -10,10 +10,13 @@ export const ATTEMPT_TIMEOUT_MS = 15_000;
 
 export type AttemptOutcome =
   | { kind: 'response'; statusCode: number; retryAfter: string | undefined }
-  | { kind: 'error'; message: string };
+  | { kind: 'error'; message: string }
+  /** The process is shutting down: the attempt does not count. */
+  | { kind: 'cancelled' };
 
-export async function sendAttempt(args: { url: string; headers: Record<string, string>; body: string; allowPrivateNetwork: boolean }): Promise<AttemptOutcome> {
-  const signal = AbortSignal.timeout(ATTEMPT_TIMEOUT_MS);
+export async function sendAttempt(args: { url: string; headers: Record<string, string>; body: string; allowPrivateNetwork: boolean; cancel: AbortSignal }): Promise<AttemptOutcome> {
+  const timeout = AbortSignal.timeout(ATTEMPT_TIMEOUT_MS);
+  const signal = AbortSignal.any([timeout, args.cancel]);
   try {
     const response = await request(args.url, {
       method: 'POST',
@@ -28,7 +31,8 @@ export async function sendAttempt(args: { url: string; headers: Record<string, s
     const retryAfter = response.headers['retry-after'];
     return { kind: 'response', statusCode: response.statusCode, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter };
   } catch (error) {
-    if (signal.aborted) return { kind: 'error', message: `no response within ${ATTEMPT_TIMEOUT_MS / 1000} s` };
+    if (args.cancel.aborted) return { kind: 'cancelled' };
+    if (timeout.aborted) return { kind: 'error', message: `no response within ${ATTEMPT_TIMEOUT_MS / 1000} s` };
     return { kind: 'error', message: error instanceof Error ? error.message : String(error) };
   }
 }
