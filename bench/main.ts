@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,10 +14,11 @@ import { percentile, round } from './stats.js';
 // machine, against ceilings measured in the same run. Figures are only comparable as
 // ratios within one run (2 noisy cores). Never run by `npm test`.
 
+const execFileAsync = promisify(execFile);
 const quick = process.argv.includes('--quick');
 const S = quick
-  ? { loadSeconds: 2, pgLoadSeconds: 1, w2Executions: 500, w4Sleepers: 1_000, w4DelaySeconds: 2, w5Rows: 20_000, latencySeconds: 1 }
-  : { loadSeconds: 10, pgLoadSeconds: 10, w2Executions: 5_000, w4Sleepers: 10_000, w4DelaySeconds: 5, w5Rows: 1_000_000, latencySeconds: 3 };
+  ? { loadSeconds: 2, pgLoadSeconds: 1, w2Executions: 500, w4Sleepers: 1_000, w4DelaySeconds: 2, w5Rows: 20_000, latencySeconds: 1, pruneRows: 10_000 }
+  : { loadSeconds: 10, pgLoadSeconds: 10, w2Executions: 5_000, w4Sleepers: 10_000, w4DelaySeconds: 5, w5Rows: 1_000_000, latencySeconds: 3, pruneRows: 100_000 };
 const CONNECTIONS = 50;
 /** `--only W1,W2,PG` runs just those sections (for working on one of them). */
 const onlyArg = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
@@ -227,6 +229,42 @@ async function main() {
   rows.push({
     name: 'W1 api-only',
     figures: { 'req/s': round(w1a.rps, 0), 'p50 ms': w1a.p50, 'p99 ms': w1a.p99, 'vs ceiling-http': round(w1a.rps / http.rps), errors: w1a.bad },
+  });
+  }
+
+  // W1 while `skipflow prune` deletes old executions (each with a step) alongside the
+  // server: pruning works in batches of 500, so run-async's p99 should stay near W1's.
+  if (want('W1P')) {
+  log(`W1 while pruning ${S.pruneRows} old executions`);
+  const dbp = sqliteUrl('w1p');
+  const sp = await startSkipflow({ SKIPFLOW_DATABASE_URL: dbp.url, SKIPFLOW_RETENTION_DAYS: '0' });
+  const wfp = await prepare(sp, dbp.url, THREE_TRANSFORMS);
+  const wsp = String((await api(sp, 'GET', '/api/v1/workspace')).workspace_id);
+  const seeder = new BetterSqlite3(dbp.file);
+  seeder.pragma('busy_timeout = 10000');
+  const old = Math.floor(Date.now() / 1000) - 90 * 86_400;
+  seeder
+    .prepare(
+      `with recursive n(i) as (select 0 union all select i + 1 from n where i + 1 < ?)
+       insert into executions (id, workspace_id, workflow_id, version_id, workflow_name, status, input, created_at, completed_at, current_step, lease_token)
+       select printf('%08x%016x', ? + i / 1000, i), ?, ?, 'v', 'bench', 'success', 'null', ? * 1000, ? * 1000, 1, 0 from n`,
+    )
+    .run(S.pruneRows, old, wsp, wfp, old, old);
+  seeder.exec(`insert into execution_steps (execution_id, idx, type, status, result) select id, 0, 'transform', 'completed', '1' from executions where completed_at = ${old * 1000}`);
+  seeder.close();
+  const prune = execFileAsync(process.execPath, [CLI, 'prune', '--older-than-days', '30', '--json'], { env: { PATH: process.env.PATH ?? '', SKIPFLOW_DATABASE_URL: dbp.url } });
+  const wp = await load({
+    url: `http://127.0.0.1:${sp.port}/api/v1/workflows/${wfp}/run-async`,
+    method: 'POST',
+    headers: { authorization: `Bearer ${sp.key}`, 'content-type': 'application/json' },
+    body: '{"input":{"n":1,"who":"bench"}}',
+  });
+  const pruned = JSON.parse((await prune).stdout) as { deleted: number };
+  await sp.stop();
+  rows.push({
+    name: `W1 while pruning ${S.pruneRows} old executions`,
+    // Compare with the W1 run-async row of the same run (no fixed target: 2 shared cores).
+    figures: { 'req/s': round(wp.rps, 0), 'p50 ms': wp.p50, 'p99 ms': wp.p99, deleted: pruned.deleted, errors: wp.bad },
   });
   }
 

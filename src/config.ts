@@ -31,6 +31,8 @@ export interface Config {
   readonly maxOpenStreamsPerWorkspace: number;
   /** Base URL printed in inbound webhook URLs (no trailing slash); null: http://HOST:PORT. */
   readonly publicUrl: string | null;
+  /** Finished executions older than this many days are pruned; 0 keeps them for ever. */
+  readonly retentionDays: number;
 }
 
 export class ConfigError extends Error {}
@@ -101,6 +103,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     authFailuresPerMinute: integer(env, 'SKIPFLOW_AUTH_FAILURE_LIMIT', 20, 0, 1_000_000),
     maxOpenStreamsPerWorkspace: integer(env, 'SKIPFLOW_MAX_OPEN_STREAMS', 50, 1, 100_000),
     publicUrl,
+    retentionDays: integer(env, 'SKIPFLOW_RETENTION_DAYS', 30, 0, 36_500),
     ...overrides,
   });
 }

@@ -14,6 +14,8 @@ import { type Clock, HOUR_MS, systemClock } from './lib/time.js';
 import { createLogger } from './logger.js';
 import { createRateLimiter } from './rate-limit/rate-limiter.js';
 import { ScheduleRunner, databaseTime } from './schedules/schedule-runner.js';
+import { DeliveryWorker } from './notifications/delivery-worker.js';
+import { Pruner } from './retention/prune.js';
 import type { Logger } from 'pino';
 
 // The composition root: configuration → database → migrations → the API and/or the
@@ -29,6 +31,8 @@ export interface Server {
   readonly deps: AppDeps;
   /** Fires schedule ticks (every process that runs workers). */
   readonly scheduler: ScheduleRunner | null;
+  /** The sender of completion notifications (worker and all processes). */
+  readonly deliveries: DeliveryWorker | null;
   /** The Default workspace's key when this start created it (printed once). */
   readonly bootstrapKey: { workspace_id: string; api_key: string } | null;
   close(): Promise<void>;
@@ -81,6 +85,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     ? new ScheduleRunner({ db, clock, logger, signals }, { now: options.clock ? async () => clock.now() : () => databaseTime(db), recheckMs: Math.min(5000, config.pollIntervalMs * 10) })
     : null;
   scheduler?.start();
+  // Notifications and retention run where the engine's work runs (on this thread).
+  const deliveries = runsWorker ? new DeliveryWorker({ db, clock, logger, allowPrivateNetwork: config.allowPrivateNetwork, pollIntervalMs: config.pollIntervalMs }) : null;
+  deliveries?.start();
+  const pruner = runsWorker ? new Pruner({ db, clock, logger, retentionDays: config.retentionDays }) : null;
+  pruner?.start();
   if (app && options.listen !== false) await app.listen({ port: config.port, host: config.host });
 
   const purge = () => purgeExpiredKeys(db.db, clock.now()).catch((err: unknown) => logger.warn({ err }, 'purging idempotency keys failed'));
@@ -95,10 +104,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       await closeApp(app);
       await scheduler?.stop();
       await worker?.stop();
+      await deliveries?.stop();
+      await pruner?.stop();
       await engineThread?.stop();
       await keys.close();
       await signals.close();
       await db.close();
     })());
-  return { app, worker, engineThread, deps, scheduler, bootstrapKey: created ? { workspace_id: created.workspace_id, api_key: created.api_key } : null, close };
+  return { app, worker, engineThread, deps, scheduler, deliveries, bootstrapKey: created ? { workspace_id: created.workspace_id, api_key: created.api_key } : null, close };
 }

@@ -14,7 +14,7 @@ const EXECUTION_KEYS = ['execution_id', 'workflow_id', 'status', 'started_at', '
 // `workflow_name` is part of the hosted product's execution object; it may appear on the single view too.
 const EXECUTION_OPTIONAL_KEYS = ['workflow_name'];
 const LIST_ITEM_KEYS = ['execution_id', 'workflow_id', 'workflow_name', 'status', 'started_at', 'completed_at', 'created_at', 'trigger', 'retry_of'];
-const STEP_KEYS = ['index', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'started_at', 'completed_at'];
+const STEP_KEYS = ['index', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'reused', 'started_at', 'completed_at'];
 
 type Json = Record<string, unknown>;
 

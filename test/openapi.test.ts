@@ -87,6 +87,6 @@ describeEachBackend('OpenAPI document', (backend) => {
     expect(Object.keys(doc.paths['/api/v1/workflows']!.post!.responses!)).toEqual(expect.arrayContaining(['201', '400']));
     expect(Object.keys(doc.paths['/api/v1/workflows/{id}/run-async']!.post!.responses!)).toEqual(expect.arrayContaining(['202', '402', '404']));
     expect(doc.paths['/api/v1/workflows/{id}/run-async']!.post!.parameters?.some((p) => p.name.toLowerCase() === 'idempotency-key' && p.in === 'header')).toBe(true);
-    expect(doc.paths['/api/v1/executions']!.get!.parameters?.map((p) => p.name).sort()).toEqual(['after', 'limit', 'status', 'workflow_id']);
+    expect(doc.paths['/api/v1/executions']!.get!.parameters?.map((p) => p.name).sort()).toEqual(['after', 'created_after', 'created_before', 'error_code', 'limit', 'status', 'trigger', 'workflow_id']);
   });
 });

@@ -6,6 +6,7 @@ import * as m0003 from './migrations/0003-executions-due-by-workspace.js';
 import * as m0004 from './migrations/0004-lean-hot-path.js';
 import * as m0005 from './migrations/0005-execution-trigger.js';
 import * as m0006 from './migrations/0006-triggers.js';
+import * as m0007 from './migrations/0007-operations.js';
 
 // A static list, not a directory scan: the build cannot lose a migration and the
 // order is the one written here.
@@ -16,6 +17,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0004-lean-hot-path': m0004,
   '0005-execution-trigger': m0005,
   '0006-triggers': m0006,
+  '0007-operations': m0007,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

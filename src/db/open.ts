@@ -45,6 +45,10 @@ export interface Db {
   /** How the API tells workers about work and stops: in memory on SQLite (and across
    * this process's threads through the engine host), LISTEN/NOTIFY on PostgreSQL. */
   createSignals(logger: Logger): Promise<Signals>;
+  /** SQLite: hands free pages back to the file system (auto_vacuum = INCREMENTAL); the
+   * pragma frees one page per step, so it runs to completion in one exec. PostgreSQL:
+   * nothing (VACUUM is autovacuum's job). */
+  returnFreePages(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -65,6 +69,10 @@ const pgTypes = {
 function openSqlite(path: string): Db {
   if (path !== ':memory:') ensureDirectory(dirname(path));
   const database = new BetterSqlite3(path);
+  // Before anything else: on a new file this must precede the first table, so that
+  // pruned executions' pages go back to the file system (retention/prune.ts). On an
+  // existing file it changes nothing until a VACUUM (`skipflow prune --vacuum`).
+  database.pragma('auto_vacuum = INCREMENTAL');
   database.pragma('journal_mode = WAL');
   // NORMAL in WAL mode: a commit survives a crash of the process (kill -9); only an
   // operating-system crash or power loss can roll back the last commits. See
@@ -95,6 +103,14 @@ function openSqlite(path: string): Db {
     transact: (fn) => connection.transact(compiler, fn),
     runner: connection.autocommit(compiler),
     createSignals: async () => new LocalSignals(),
+    returnFreePages: async () => {
+      const release = await connection.mutex.lock();
+      try {
+        database.exec('pragma incremental_vacuum');
+      } finally {
+        release();
+      }
+    },
     close: () => db.destroy(),
   };
 }
@@ -165,6 +181,7 @@ function openPostgres(url: string, options: OpenOptions): Db {
       await signals.start();
       return signals;
     },
+    returnFreePages: async () => {},
     close: () => db.destroy(),
   };
 }

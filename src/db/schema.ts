@@ -111,6 +111,45 @@ export interface ExecutionStepTable {
   wake_at: number | null;
   started_at: number | null;
   completed_at: number | null;
+  /** 1 on a retry's steps copied from the execution it retries (not run again). */
+  reused: Generated<number>;
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+/** Where completion notifications go (notifications/). */
+export interface WebhookEndpointTable {
+  id: string;
+  workspace_id: string;
+  url: string;
+  /** whsec_…: kept readable, since it signs every delivery. */
+  secret: string;
+  /** Comma-separated event names. */
+  events: string;
+  workflow_id: string | null;
+  /** 1 or 0. */
+  enabled: Generated<number>;
+  created_at: number;
+}
+
+/** The outbox: one row per notification, written with the execution's final status. */
+export interface WebhookDeliveryTable {
+  id: string;
+  workspace_id: string;
+  execution_id: string;
+  endpoint_id: string;
+  event: string;
+  status: DeliveryStatus;
+  attempts: Generated<number>;
+  last_status_code: number | null;
+  last_error: string | null;
+  next_attempt_at: number | null;
+  delivered_at: number | null;
+  created_at: number;
+  /** When a sender may claim it: the next attempt, or a claimed one's lease expiry. */
+  available_at: number | null;
+  lease_owner: string | null;
+  lease_token: Generated<number>;
 }
 
 export interface IdempotencyKeyTable {
@@ -187,6 +226,8 @@ export interface Database {
   workflow_versions: WorkflowVersionTable;
   executions: ExecutionTable;
   execution_steps: ExecutionStepTable;
+  webhook_endpoints: WebhookEndpointTable;
+  webhook_deliveries: WebhookDeliveryTable;
   idempotency_keys: IdempotencyKeyTable;
   rate_windows: RateWindowTable;
   bootstrap: BootstrapTable;

@@ -4,6 +4,7 @@ import type { Db } from '../db/open.js';
 import type { ExecutionStepRow } from '../db/schema.js';
 import type { Runner, Values } from '../db/statements.js';
 import type { TerminalStatus } from '../executions/status.js';
+import { type FinishedExecution, recordDeliveries } from '../notifications/record-deliveries.js';
 import { finish, finishedAs, lockExecutions, progress, sleep, upsertSteps } from '../executions/transitions.js';
 
 // Checkpoints: the engine's writes, group-committed (db/group-commit.ts). A running
@@ -17,7 +18,8 @@ import { finish, finishedAs, lockExecutions, progress, sleep, upsertSteps } from
 // worker lost the lease or the execution was stopped: none of its step rows are
 // written, and the runner gives the execution up quietly.
 
-export type StepRow = Omit<ExecutionStepRow, 'execution_id'>;
+// `reused` is written only by a retry's start (a reused step is never run again).
+export type StepRow = Omit<ExecutionStepRow, 'execution_id' | 'reused'>;
 
 export type ExecutionMove =
   /** On to `currentStep`, keeping the lease. */
@@ -69,9 +71,21 @@ async function commitCheckpoints(db: Db, tx: Runner, checkpoints: readonly Check
     }
   }
   const applied = new Set<string>();
-  for (const [kind, statement] of [['progress', progress], ['sleep', sleep], ['finish', finish]] as const) {
+  for (const [kind, statement] of [['progress', progress], ['sleep', sleep]] as const) {
     if (rows[kind].length === 0) continue;
     for (const row of await tx.each(statement, rows[kind])) applied.add(row.id);
+  }
+  if (rows.finish.length > 0) {
+    // The outbox: the notifications of the executions that end here commit with them.
+    const byId = new Map(rows.finish.map((r) => [r.id as string, r]));
+    const finished: FinishedExecution[] = [];
+    for (const row of await tx.each(finish, rows.finish)) {
+      applied.add(row.id);
+      if (!row.notify) continue; // no enabled endpoint in its workspace: nothing to record
+      const values = byId.get(row.id)!;
+      finished.push({ id: row.id, workspace_id: row.workspace_id, workflow_id: row.workflow_id, status: values.status as FinishedExecution['status'], completed_at: values.completed_at as number });
+    }
+    await recordDeliveries(tx, finished);
   }
   const steps = checkpoints.flatMap((c) => (applied.has(c.executionId) ? c.steps.map((s) => ({ ...s, execution_id: c.executionId })) : []));
   await tx.each(upsertSteps, steps);

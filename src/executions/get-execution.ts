@@ -17,13 +17,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function readExecutionJson(
   deps: Pick<AppDeps, 'db'>,
   cache: TerminalCache,
-  args: { workspaceId: string; id: string; withSteps: boolean; waitSeconds?: number },
+  args: { workspaceId: string; id: string; withSteps: boolean; waitSeconds?: number; prunedBefore?: number },
 ): Promise<string> {
   if (!isId(args.id)) throw notFound('Execution');
   const key = TerminalCache.key(args.workspaceId, args.id, args.withSteps);
   const deadline = Date.now() + (args.waitSeconds ?? 0) * 1000;
   for (;;) {
-    const cached = cache.get(key);
+    const cached = cache.get(key, args.prunedBefore);
     if (cached !== undefined) return cached;
     const row = await readExecution(deps.db.runner, args.workspaceId, args.id);
     if (!row) throw notFound('Execution');
@@ -33,7 +33,7 @@ export async function readExecutionJson(
     }
     const steps = args.withSteps ? await stepsOf(deps.db.db, row) : undefined;
     const body = JSON.stringify(toExecutionView(row, steps));
-    if (isTerminal(row.status)) cache.set(key, body);
+    if (isTerminal(row.status)) cache.set(key, body, row.completed_at ?? Infinity);
     return body;
   }
 }

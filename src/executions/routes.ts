@@ -7,7 +7,7 @@ import { type StoredResponse, idempotentRequest } from '../idempotency/idempoten
 import { PageQuery } from '../http/pagination.js';
 import { responses } from '../http/responses.js';
 import { isId } from '../lib/ids.js';
-import { Execution, ExecutionList, ExecutionStatusQuery, RunAccepted, RunBody, StopResult } from './schemas.js';
+import { Execution, ExecutionList, RetryAccepted, RunAccepted, RunBody, StopResult } from './schemas.js';
 import { startExecution } from './start-execution.js';
 import { stopExecution } from './stop-use-case.js';
 import { TerminalCache } from './terminal-cache.js';
@@ -15,6 +15,10 @@ import { streamExecutionEvents } from './execution-events.js';
 import { readExecutionJson } from './get-execution.js';
 import { OpenStreamLimit } from './open-stream-limit.js';
 import { listExecutions, toListItem } from './store.js';
+import { listFilterOf, ListFilterQuery, RetryBody, StopManyBody, StopManyResult } from './list-filters.js';
+import { retryExecution } from './retry-use-case.js';
+import { retentionCutoff } from '../retention/prune.js';
+import { stopManyExecutions } from './stop-many-use-case.js';
 
 const IdParams = Type.Object({ id: Type.String() });
 const IdempotencyHeader = Type.Object({
@@ -80,13 +84,13 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
         querystring: Type.Object({
           ...PageQuery,
           workflow_id: Type.Optional(Type.String({ pattern: '^[0-9a-f]{24}$' })),
-          status: Type.Optional(ExecutionStatusQuery),
+          ...ListFilterQuery,
         }),
         response: responses({ 200: ExecutionList }, ['invalid_request', 'insufficient_scope']),
       },
     },
     async (request) => {
-      const rows = await listExecutions(deps.db.db, request.auth.workspaceId, request.query);
+      const rows = await listExecutions(deps.db.db, request.auth.workspaceId, listFilterOf(request.query));
       return { executions: rows.map(toListItem) };
     },
   );
@@ -117,6 +121,8 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
           id: request.params.id,
           withSteps,
           waitSeconds: request.query.wait,
+          // Retention may have deleted what finished before its cutoff: not served from the cache.
+          prunedBefore: deps.config.retentionDays > 0 ? retentionCutoff(deps.clock.now(), deps.config.retentionDays) : undefined,
         });
         return sendJsonText(reply, body);
       } finally {
@@ -164,6 +170,45 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
       const idempotency = idempotentRequest(request.auth.workspaceId, request.headers['idempotency-key'], request);
       const response = await stopExecution(deps, { auth: request.auth, executionId: request.params.id, idempotency });
       return sendStored(reply, response);
+    },
+  );
+
+  typed.post(
+    '/api/v1/executions/:id/retry',
+    {
+      config: { scope: 'workflows:execute' },
+      schema: {
+        summary: 'Retry a failed or stopped execution, from its failed step or from the start (costs 1 credit)',
+        params: IdParams,
+        headers: IdempotencyHeader,
+        body: RetryBody,
+        response: responses({ 202: RetryAccepted }, [
+          'invalid_request', 'execution_not_retryable', 'insufficient_scope', 'not_found', 'idempotency_key_reused', 'already_retried', 'concurrent_execution_limit', 'insufficient_credits',
+        ]),
+      },
+    },
+    async (request, reply) => {
+      if (!isId(request.params.id)) throw notFound('Execution');
+      const idempotency = idempotentRequest(request.auth.workspaceId, request.headers['idempotency-key'], request);
+      const response = await retryExecution(deps, { auth: request.auth, executionId: request.params.id, from: request.body.from ?? 'failed_step', idempotency });
+      return sendStored(reply, response);
+    },
+  );
+
+  typed.post(
+    '/api/v1/executions/stop',
+    {
+      config: { scope: 'workflows:execute' },
+      schema: {
+        summary: 'Stop every running execution of the workspace (of one workflow, created before a time)',
+        body: StopManyBody,
+        response: responses({ 200: StopManyResult }, ['invalid_request', 'insufficient_scope']),
+      },
+    },
+    async (request) => {
+      const filter = listFilterOf({ created_before: request.body.created_before });
+      const stopped = await stopManyExecutions(deps, { workspaceId: request.auth.workspaceId, workflowId: request.body.workflow_id, createdBefore: filter.createdBefore });
+      return { stopped };
     },
   );
 }

@@ -11,6 +11,11 @@ export const RunAccepted = Type.Object(
   { title: 'RunAccepted' },
 );
 
+export const RetryAccepted = Type.Object(
+  { ...RunAccepted.properties, retry_of: Id },
+  { title: 'RetryAccepted' },
+);
+
 export const RunBody = Type.Object(
   {
     input: Type.Optional(Type.Unknown({ description: 'any JSON; the execution’s input' })),
@@ -29,6 +34,7 @@ export const StepResult = Type.Object(
     error: NullableString,
     error_code: NullableString,
     attempts: Type.Integer(),
+    reused: Type.Boolean({ description: 'copied from the execution this one retries, not run again' }),
     started_at: NullableTimestamp,
     completed_at: NullableTimestamp,
   },

@@ -39,6 +39,7 @@ export function toStepView(row: ExecutionStepRow) {
     error: row.error,
     error_code: row.error_code,
     attempts: row.attempts,
+    reused: row.reused === 1,
     started_at: formatTimestamp(row.started_at),
     completed_at: formatTimestamp(row.completed_at),
   };
@@ -86,7 +87,7 @@ export async function stepsOf(db: Executor, execution: Pick<ExecutionRow, 'id' |
     (def, idx) =>
       byIndex.get(idx) ?? {
         execution_id: execution.id, idx, name: def.name ?? null, type: def.type, status: 'pending', result: null, error: null, error_code: null,
-        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null,
+        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null, reused: 0,
       },
   );
 }
@@ -94,11 +95,30 @@ export async function stepsOf(db: Executor, execution: Pick<ExecutionRow, 'id' |
 export interface ListFilter extends PageParams {
   workflow_id?: string;
   status?: ExecutionStatus;
+  /** Any of these statuses (status=a,b). */
+  statuses?: readonly ExecutionStatus[];
+  /** created_at >= (epoch ms). */
+  createdAfter?: number;
+  /** created_at < (epoch ms). */
+  createdBefore?: number;
+  trigger?: string;
+  errorCode?: string;
 }
+
+/** The smallest id made at or after `ms`: ids begin with their creation second, so
+ * `created_at >= ms` implies `id >=` this, which bounds the walk of any id-ordered index. */
+const firstIdOfSecond = (ms: number) => Math.max(0, Math.floor(ms / 1000)).toString(16).padStart(8, '0').slice(-8) + '0'.repeat(16);
 
 export async function listExecutions(db: Executor, workspaceId: string, filter: ListFilter): Promise<ListRow[]> {
   let query = db.selectFrom('executions').select(LIST_COLUMNS).where('workspace_id', '=', workspaceId);
   if (filter.workflow_id !== undefined) query = query.where('workflow_id', '=', filter.workflow_id);
   if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+  if (filter.statuses !== undefined) query = query.where('status', 'in', [...filter.statuses]);
+  if (filter.trigger !== undefined) query = query.where('trigger_type', '=', filter.trigger);
+  if (filter.errorCode !== undefined) query = query.where('error_code', '=', filter.errorCode);
+  if (filter.createdAfter !== undefined) {
+    query = query.where('created_at', '>=', filter.createdAfter).where('id', '>=', firstIdOfSecond(filter.createdAfter));
+  }
+  if (filter.createdBefore !== undefined) query = query.where('created_at', '<', filter.createdBefore);
   return paginate(query, 'id', filter).execute();
 }

@@ -3,6 +3,7 @@ import type { Db } from '../db/open.js';
 import type { ExecutionStepTable, Executor } from '../db/schema.js';
 import { param, statement } from '../db/statements.js';
 import { versionSteps } from '../workflows/version-cache.js';
+import { recordDeliveriesIn } from '../notifications/record-deliveries.js';
 import { type TerminalStatus, assertTransition } from './status.js';
 
 // The one module that changes an execution's status. Every change leaves `running`
@@ -50,17 +51,23 @@ export const sleep = statement<{ id: string }>('transition:sleep', (_db, dialect
         where id = ${param('id')} and lease_token = ${param('token')} and status = 'running' returning id`,
 );
 
+const HAS_ENDPOINT = (alias: string) =>
+  sql.raw(`exists (select 1 from webhook_endpoints w where w.workspace_id = ${alias}.workspace_id and w.enabled = 1)`);
+
 /** `running` → `success` | `failed`, by the worker that holds the lease. */
-export const finish = statement<{ id: string }>('transition:finish', (_db, dialect) =>
+/** Returns, per finished execution, whether its workspace has an enabled webhook
+ * endpoint (`notify`): the outbox (notifications/record-deliveries.ts) then costs no
+ * statement at all for workspaces without one. */
+export const finish = statement<{ id: string; workspace_id: string; workflow_id: string; notify: boolean | number }>('transition:finish', (_db, dialect) =>
   dialect === 'postgres'
     ? sql`update executions e set status = r.status, current_step = r.current_step, error = r.error, error_code = r.error_code,
           error_step_index = r.error_step_index, completed_at = r.completed_at, available_at = null, lease_owner = null
         from json_to_recordset(${param('rows')}::json) as r(id text, token int, status text, current_step int, error text, error_code text, error_step_index int, completed_at bigint)
-        where e.id = r.id and e.lease_token = r.token and e.status = 'running' returning e.id`
+        where e.id = r.id and e.lease_token = r.token and e.status = 'running' returning e.id, e.workspace_id, e.workflow_id, ${HAS_ENDPOINT('e')} as notify`
     : sql`update executions set status = ${param('status')}, current_step = ${param('current_step')}, error = ${param('error')},
           error_code = ${param('error_code')}, error_step_index = ${param('error_step_index')}, completed_at = ${param('completed_at')},
           available_at = null, lease_owner = null
-        where id = ${param('id')} and lease_token = ${param('token')} and status = 'running' returning id`,
+        where id = ${param('id')} and lease_token = ${param('token')} and status = 'running' returning id, workspace_id, workflow_id, ${HAS_ENDPOINT('executions')} as notify`,
 );
 
 const STEP_COLUMNS = ['execution_id', 'idx', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'interruptions', 'phase', 'wake_at', 'started_at', 'completed_at'] as const satisfies ReadonlyArray<keyof ExecutionStepTable>;
@@ -113,9 +120,11 @@ export async function stopRunningExecutions(
     .set({ status: 'stopped', completed_at: args.now, available_at: null, lease_owner: null })
     .where('id', 'in', locked)
     .where('status', '=', 'running')
-    .returning(['id', 'version_id', 'current_step', 'lease_token'])
+    .returning(['id', 'version_id', 'current_step', 'lease_token', 'workspace_id', 'workflow_id'])
     .execute();
   if (stopped.length === 0) return [];
+  // The outbox: notifications of these stops commit with them.
+  await recordDeliveriesIn(db, stopped.map((r) => ({ id: r.id, workspace_id: r.workspace_id, workflow_id: r.workflow_id, status: 'stopped' as const, completed_at: args.now })));
   const ids = stopped.map((r) => r.id);
   const stoppedStep = { status: 'stopped', phase: null, error: STOPPED_STEP_MESSAGE, error_code: 'stopped', completed_at: args.now } as const;
   await db.updateTable('execution_steps').set(stoppedStep).where('execution_id', 'in', ids).where('status', 'in', ['running', 'pending']).where('idx', '<=', sql<number>`(select current_step from executions where executions.id = execution_steps.execution_id)`).execute();

@@ -5,6 +5,7 @@ import { authHook } from '../api-keys/auth.js';
 import type { AppDeps } from '../deps.js';
 import { registerDashboard } from '../dashboard/serve-dashboard.js';
 import { registerExecutionRoutes } from '../executions/routes.js';
+import { registerNotificationRoutes } from '../notifications/routes.js';
 import { registerWorkflowRoutes } from '../workflows/routes.js';
 import { registerScheduleRoutes } from '../schedules/routes.js';
 import { registerWebhookRoutes } from '../webhooks/routes.js';
@@ -58,6 +59,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerExecutionRoutes(app, deps);
   registerScheduleRoutes(app, deps);
   await registerWebhookRoutes(app, deps);
+  registerNotificationRoutes(app, deps);
   await registerDashboard(app);
   await app.ready();
   return app;
