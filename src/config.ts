@@ -1,3 +1,5 @@
+import { parseSecretKey } from './secrets/cipher.js';
+
 // The only module that reads process.env. Every variable is validated at boot and
 // a bad one is named in the error, so an operator never meets a half-configured server.
 
@@ -29,6 +31,9 @@ export interface Config {
   readonly authFailuresPerMinute: number;
   /** Server-Sent Events streams and long polls one workspace may hold open at once, per api process. */
   readonly maxOpenStreamsPerWorkspace: number;
+  /** SKIPFLOW_SECRET_KEY: 32 bytes as 64 hex digits or base64, the key that encrypts
+   * secrets (src/secrets/secret-key.ts); null → a key file on SQLite, none on PostgreSQL. */
+  readonly secretKey: string | null;
 }
 
 export class ConfigError extends Error {}
@@ -77,6 +82,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       `SKIPFLOW_MAX_EXECUTION_RESULT_BYTES (${maxExecutionResultBytes}) must be at least SKIPFLOW_MAX_RESULT_BYTES (${maxResultBytes}): one step's result must fit in its execution's total`,
     );
   }
+  const secretKey = env.SKIPFLOW_SECRET_KEY || null;
+  if (secretKey !== null) {
+    try {
+      parseSecretKey(secretKey, 'SKIPFLOW_SECRET_KEY');
+    } catch (error) {
+      throw new ConfigError((error as Error).message);
+    }
+  }
   return Object.freeze({
     databaseUrl: databaseUrl(env),
     host: env.HOST || '127.0.0.1',
@@ -94,6 +107,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxExecutionResultBytes,
     authFailuresPerMinute: integer(env, 'SKIPFLOW_AUTH_FAILURE_LIMIT', 20, 0, 1_000_000),
     maxOpenStreamsPerWorkspace: integer(env, 'SKIPFLOW_MAX_OPEN_STREAMS', 50, 1, 100_000),
+    secretKey,
     ...overrides,
   });
 }

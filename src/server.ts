@@ -14,6 +14,8 @@ import { type Clock, HOUR_MS, systemClock } from './lib/time.js';
 import { createLogger } from './logger.js';
 import { createRateLimiter } from './rate-limit/rate-limiter.js';
 import type { Logger } from 'pino';
+import { verifySecretKey } from './secrets/key-check.js';
+import { ensureSecretKey } from './secrets/secret-key.js';
 
 // The composition root: configuration → database → migrations → the API and/or the
 // workers, by role. Nothing below this file reads the environment or builds its own
@@ -60,9 +62,17 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const db: Db = openDb(config.databaseUrl, { poolSize: 20 });
   await migrate(db);
   const created = await bootstrapDefaultWorkspace(db, clock);
+  let secretKey;
+  try {
+    secretKey = ensureSecretKey(config, logger);
+    await verifySecretKey(db, secretKey);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
   const signals = options.signals ?? (await db.createSignals(logger));
   const keys = new KeyVerifier(db, clock);
-  const deps: AppDeps = { config, db, clock, logger, keys, rateLimiter: createRateLimiter(db, config.rateLimitPerMinute, clock), authFailures: createAuthFailureLimiter(clock, config.authFailuresPerMinute), signals };
+  const deps: AppDeps = { config, db, clock, logger, keys, rateLimiter: createRateLimiter(db, config.rateLimitPerMinute, clock), authFailures: createAuthFailureLimiter(clock, config.authFailuresPerMinute), signals, secretKey };
 
   const runsApi = config.role === 'all' || config.role === 'api';
   const runsWorker = config.role === 'all' || config.role === 'worker';

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config.js';
 import { creditsCommands } from './commands/credits.js';
 import { keysCommands } from './commands/keys.js';
+import { secretsCommands } from './commands/secrets.js';
 import { serveCommands } from './commands/serve.js';
 import { workspaceCommands } from './commands/workspace.js';
 import { CliError } from './output.js';
@@ -17,6 +18,7 @@ serveCommands(program);
 workspaceCommands(program);
 keysCommands(program);
 creditsCommands(program);
+secretsCommands(program);
 
 try {
   await program.parseAsync(process.argv);

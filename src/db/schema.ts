@@ -134,6 +134,16 @@ export interface BootstrapTable {
   value: string;
 }
 
+/** A workspace's secret, encrypted (src/secrets/cipher.ts). */
+export interface SecretTable {
+  workspace_id: string;
+  name: string;
+  /** `v1.` + base64(iv | tag | ciphertext); never the plain value. */
+  value: string;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   api_keys: ApiKeyTable;
@@ -144,6 +154,7 @@ export interface Database {
   idempotency_keys: IdempotencyKeyTable;
   rate_windows: RateWindowTable;
   bootstrap: BootstrapTable;
+  secrets: SecretTable;
 }
 
 /** Either the database or an open transaction: store functions take it first. */

@@ -1,3 +1,5 @@
+import { createSecretSource } from '../secrets/secret-source.js';
+import { loadSecretKey } from '../secrets/secret-key.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
@@ -77,6 +79,7 @@ export class Worker {
         smtpUrl: config.smtpUrl,
         maxResultBytes: config.maxResultBytes,
         maxExecutionResultBytes: config.maxExecutionResultBytes,
+        secrets: createSecretSource(deps.db, loadSecretKey(config)),
       },
     });
   }

@@ -37,5 +37,6 @@ export const emailDefinition = {
   schema,
   defaultTimeoutMs: 30_000,
   expressionFields: [],
+  usesSecrets: true,
   check,
 } as const satisfies StepDefinitionSpec<typeof schema>;

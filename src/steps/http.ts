@@ -80,5 +80,6 @@ export const httpDefinition = {
   schema,
   defaultTimeoutMs: 30_000,
   expressionFields: [],
+  usesSecrets: true,
   check,
 } as const satisfies StepDefinitionSpec<typeof schema>;

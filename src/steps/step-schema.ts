@@ -46,6 +46,8 @@ export interface StepDefinitionSpec<S extends TObject = TObject> {
    * before an attempt — one write fewer per step — because an attempt that a dying
    * worker interrupts is simply run again, harmlessly. */
   readonly pure?: boolean;
+  /** Its templates may use `{{ secrets.NAME }}` (http, email); elsewhere `secrets` is refused. */
+  readonly usesSecrets?: boolean;
   /** Checks a schema cannot express; returns [fieldPath, message] or null. */
   check?(step: Record<string, unknown>): [string, string] | null;
 }

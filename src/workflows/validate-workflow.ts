@@ -4,6 +4,7 @@ import { STEP_TYPE_NAMES, stepDefinition } from '../steps/index.js';
 import { UNTEMPLATED_FIELDS } from '../steps/step-schema.js';
 import { forEachString, templateError } from '../engine/template.js';
 import { firstSchemaError } from '../http/schema-errors.js';
+import { secretRefProblem } from '../secrets/validate-refs.js';
 import { WorkflowEnvelope, type WorkflowInput } from './schemas.js';
 
 // A workflow is validated completely when it is written, so that an execution never
@@ -41,6 +42,8 @@ function validateStep(step: unknown, index: number): void {
       if (message) throw invalid(`${path}: ${message}`);
     });
   }
+  const secretProblem = secretRefProblem(fields, type);
+  if (secretProblem) throw invalid(`${at}.${secretProblem[0]}: ${secretProblem[1]}`);
   const problem = type.check?.(fields);
   if (problem) throw invalid(`${at}.${problem[0]}: ${problem[1]}`);
 }

@@ -1,6 +1,7 @@
 import type { TObject } from '@sinclair/typebox';
 import type { StepDefinitionSpec } from '../../steps/step-schema.js';
 import type { Deadline } from '../deadline.js';
+import type { SecretSource } from '../../secrets/secret-source.js';
 
 // The contract every step type implements: its own fields (a TypeBox schema that
 // drives validation, the StepDefinition type and the OpenAPI document), any check
@@ -26,6 +27,8 @@ export interface StepServices {
   readonly maxResultBytes?: number;
   /** SKIPFLOW_MAX_EXECUTION_RESULT_BYTES (default 16 MiB): bound on all stored results of one execution. */
   readonly maxExecutionResultBytes?: number;
+  /** The workspace secrets that `{{ secrets.NAME }}` reads (http and email steps). */
+  readonly secrets?: SecretSource;
 }
 
 export interface StepContext {

@@ -1,0 +1,23 @@
+import { type Kysely, sql } from 'kysely';
+
+// Secrets of a workspace, encrypted at rest (src/secrets/cipher.ts): one row per
+// name, the value as `v1.` + base64(iv | tag | ciphertext). The check value that
+// tells whether the configured key is the one the secrets were written with lives in
+// `bootstrap` (name `secret_key_check`), so it needs no table of its own.
+
+export async function up(db: Kysely<unknown>): Promise<void> {
+  await db.schema
+    .createTable('secrets')
+    .addColumn('workspace_id', 'varchar(24)', (c) => c.notNull())
+    .addColumn('name', 'varchar(64)', (c) => c.notNull())
+    .addColumn('value', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('updated_at', 'bigint', (c) => c.notNull())
+    .addPrimaryKeyConstraint('secrets_pk', ['workspace_id', 'name'])
+    .execute();
+  await sql`update api_keys set scopes = ${PREVIOUS_ALL_SCOPES + ',secrets:read,secrets:write'} where scopes = ${PREVIOUS_ALL_SCOPES}`.execute(db);
+}
+
+/** Keys that had every scope before secrets existed get the two secrets scopes too:
+ * "every scope" keeps meaning every scope. */
+export const PREVIOUS_ALL_SCOPES = 'workflows:read,workflows:write,workflows:delete,workflows:execute,executions:read,workspace:read';
