@@ -5,6 +5,7 @@ export const ERROR_STATUS = {
   invalid_request: 400,
   execution_not_running: 400,
   secrets_not_configured: 400,
+  step_not_waiting: 400,
   unauthorized: 401,
   insufficient_credits: 402,
   insufficient_scope: 403,

@@ -8,7 +8,7 @@ export type ExecutionStatus = 'running' | 'success' | 'failed' | 'stopped';
 /** A step's status. */
 export type StepStatus = 'pending' | 'running' | 'completed' | 'failed' | 'skipped' | 'stopped';
 /** What a `running` step is doing. */
-export type StepPhase = 'attempt' | 'sleep' | 'backoff';
+export type StepPhase = 'attempt' | 'sleep' | 'backoff' | 'wait';
 
 export interface WorkspaceTable {
   id: string;
@@ -107,8 +107,11 @@ export interface ExecutionStepTable {
   /** What a `running` step is doing: `attempt` (in flight on a worker), `sleep` (a
    * delay until wake_at) or `backoff` (waiting until wake_at to retry); null otherwise. */
   phase: StepPhase | null;
-  /** Durable wake-up time of a delay or of a retry backoff. */
+  /** Durable wake-up time of a delay or of a retry backoff (of a `wait`: its expiry). */
   wake_at: number | null;
+  /** JSON: what a waiting step waits for (`{ type: "approval", message }`, a child
+   * execution), or a for_each's progress; null otherwise. */
+  detail: string | null;
   started_at: number | null;
   completed_at: number | null;
 }

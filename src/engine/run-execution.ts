@@ -77,7 +77,7 @@ class Run {
     return (
       this.rows[i] ?? {
         idx: i, name: def.name ?? null, type: def.type, status: 'pending', result: null, error: null, error_code: null,
-        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null,
+        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null, detail: null,
       }
     );
   }
@@ -141,6 +141,7 @@ async function startStep(run: Run, i: number, signal: AbortSignal): Promise<Star
     return { attempt: 1, wakeAt: null, deadline };
   }
   switch (row.phase) {
+    case 'wait': // a waiting step (approval, sub-workflow) woken by its expiry: like a sleep
     case 'sleep':
       // Waking: the step's next write is its end. A worker that dies before then
       // leaves it asleep with a past wake time, and the next claim wakes it again.
@@ -226,6 +227,13 @@ async function runStep(run: Run, i: number, signal: AbortSignal): Promise<RunEnd
     }
     if (outcome.code === 'internal_error') run.deps.logger.error({ err: outcome, executionId: run.claimed.id, step: i }, 'step failed unexpectedly');
     return fail(run, i, outcome);
+  }
+  if (outcome.kind === 'wait') {
+    // Waiting for something outside the engine (a decision, a child execution) until
+    // at most `until`: durable like a sleep, with what it waits for in `detail`.
+    const detail = outcome.detail === undefined ? run.row(i).detail : JSON.stringify(outcome.detail);
+    run.write(i, { status: 'running', phase: 'wait', wake_at: outcome.until, detail, attempts: start.attempt, started_at: run.row(i).started_at ?? now });
+    return sleepUntil(run, i, outcome.until);
   }
   if (outcome.kind === 'sleep') {
     run.write(i, { status: 'running', phase: 'sleep', wake_at: outcome.until, attempts: start.attempt, started_at: run.row(i).started_at ?? now });

@@ -13,6 +13,8 @@ export const STEP_ERROR_CODES = [
   'stopped',
   /** A `{{ secrets.NAME }}` names no secret of the workspace (or none can be read). */
   'secret_not_found',
+  /** An approval step was rejected (POST …/reject). */
+  'rejected',
   /** The step's result is over SKIPFLOW_MAX_RESULT_BYTES, or its execution's results over SKIPFLOW_MAX_EXECUTION_RESULT_BYTES. */
   'result_too_large',
   /** The step's result cannot be stored as JSON: nested too deep, a cycle, a BigInt. */

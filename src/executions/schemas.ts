@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { Id, NullableTimestamp, Timestamp } from '../workflows/schemas.js';
 import { EXECUTION_STATUSES, STEP_STATUSES } from './status.js';
 import { Trigger } from './trigger.js';
+import { Progress, WaitingFor } from './waiting-for.js';
 
 const ExecutionStatus = Type.Union(EXECUTION_STATUSES.map((s) => Type.Literal(s)));
 const NullableString = Type.Union([Type.String(), Type.Null()]);
@@ -31,6 +32,7 @@ export const StepResult = Type.Object(
     attempts: Type.Integer(),
     started_at: NullableTimestamp,
     completed_at: NullableTimestamp,
+    progress: Progress,
   },
   { title: 'StepResult' },
 );
@@ -54,6 +56,7 @@ export const Execution = Type.Object(
     error: NullableString,
     error_code: NullableString,
     error_step_index: Type.Union([Type.Integer(), Type.Null()]),
+    waiting_for: WaitingFor,
     steps: Type.Optional(Type.Array(StepResult)),
   },
   { title: 'Execution' },

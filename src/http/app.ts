@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { authHook } from '../api-keys/auth.js';
 import type { AppDeps } from '../deps.js';
 import { registerExecutionRoutes } from '../executions/routes.js';
+import { registerApprovalRoutes } from '../executions/approval-routes.js';
 import { registerSecretRoutes } from '../secrets/routes.js';
 import { registerWorkflowRoutes } from '../workflows/routes.js';
 import { registerWorkspaceRoutes } from '../workspaces/routes.js';
@@ -55,6 +56,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerWorkflowRoutes(app, deps);
   registerExecutionRoutes(app, deps);
   registerSecretRoutes(app, deps, deps.secretKey ?? null);
+  registerApprovalRoutes(app, deps);
   await app.ready();
   return app;
 }

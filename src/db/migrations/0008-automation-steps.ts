@@ -15,6 +15,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('updated_at', 'bigint', (c) => c.notNull())
     .addPrimaryKeyConstraint('secrets_pk', ['workspace_id', 'name'])
     .execute();
+  // What a waiting step waits for (an approval's message, a child execution) and a
+  // for_each's progress: JSON, null for every other step.
+  await db.schema.alterTable('execution_steps').addColumn('detail', 'text').execute();
   await sql`update api_keys set scopes = ${PREVIOUS_ALL_SCOPES + ',secrets:read,secrets:write'} where scopes = ${PREVIOUS_ALL_SCOPES}`.execute(db);
 }
 

@@ -53,7 +53,10 @@ export interface StepContext {
 export type StepOutcome =
   | { kind: 'completed'; result: unknown }
   /** A durable timer: the execution is released and this step runs again at `until`. */
-  | { kind: 'sleep'; until: number };
+  | { kind: 'sleep'; until: number }
+  /** Waiting for a decision or another execution, at most until `until` (then it runs
+   * again, woken); `detail` is stored with it (undefined: keep what is stored). */
+  | { kind: 'wait'; until: number; detail?: unknown };
 
 /** A step type as the engine runs it: its definition (steps/) and its `run`. */
 export interface StepType<S extends TObject = TObject> extends StepDefinitionSpec<S> {
