@@ -180,6 +180,9 @@ async function attemptStep(run: Run, i: number, start: { attempt: number; wakeAt
       services: run.deps.services,
       workspaceId: run.claimed.workspace_id,
       deadline: start.deadline,
+      detail: run.row(i).detail,
+      executionId: run.claimed.id,
+      stepIndex: i,
     });
   } catch (error) {
     // Only the step's own failure is data; Abandoned and anything else propagate.
@@ -233,7 +236,9 @@ async function runStep(run: Run, i: number, signal: AbortSignal): Promise<RunEnd
     // at most `until`: durable like a sleep, with what it waits for in `detail`.
     const detail = outcome.detail === undefined ? run.row(i).detail : JSON.stringify(outcome.detail);
     run.write(i, { status: 'running', phase: 'wait', wake_at: outcome.until, detail, attempts: start.attempt, started_at: run.row(i).started_at ?? now });
-    return sleepUntil(run, i, outcome.until);
+    const end = await sleepUntil(run, i, outcome.until);
+    if (end === 'asleep') await outcome.afterCommit?.();
+    return end;
   }
   if (outcome.kind === 'sleep') {
     run.write(i, { status: 'running', phase: 'sleep', wake_at: outcome.until, attempts: start.attempt, started_at: run.row(i).started_at ?? now });

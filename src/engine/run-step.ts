@@ -98,6 +98,10 @@ export async function runAttempt(args: {
   workspaceId?: string;
   /** The deadline the step's `if` started, paused (first attempt); otherwise one starts now. */
   deadline?: Deadline;
+  /** The stored detail of a waiting step that is woken (JSON text), and where the step is. */
+  detail?: string | null;
+  executionId?: string;
+  stepIndex?: number;
 }): Promise<StepOutcome> {
   const timeoutMs = timeoutOf(args.type, args.def);
   const deadline = args.deadline ?? new Deadline(timeoutMs);
@@ -147,6 +151,9 @@ export async function runAttempt(args: {
           stepKey: args.stepKey,
           attempt: args.attempt,
           wakeAt: args.wakeAt,
+          detail: args.detail ? (JSON.parse(args.detail) as unknown) : null,
+          executionId: args.executionId ?? args.stepKey.split(':')[0]!,
+          stepIndex: args.stepIndex ?? Number(args.stepKey.split(':')[1]),
           timeoutMs,
           deadline,
           workspaceId,

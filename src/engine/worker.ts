@@ -1,3 +1,4 @@
+import { createChildExecutions } from '../executions/child-executions.js';
 import { createSecretSource } from '../secrets/secret-source.js';
 import { loadSecretKey } from '../secrets/secret-key.js';
 import { randomBytes } from 'node:crypto';
@@ -80,6 +81,7 @@ export class Worker {
         maxResultBytes: config.maxResultBytes,
         maxExecutionResultBytes: config.maxExecutionResultBytes,
         secrets: createSecretSource(deps.db, loadSecretKey(config)),
+        children: createChildExecutions(deps),
       },
     });
   }

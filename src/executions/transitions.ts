@@ -4,6 +4,7 @@ import type { ExecutionStepTable, Executor } from '../db/schema.js';
 import { param, statement } from '../db/statements.js';
 import { versionSteps } from '../workflows/version-cache.js';
 import { type TerminalStatus, assertTransition } from './status.js';
+import { executionsEnded } from './terminal-hooks.js';
 
 // The one module that changes an execution's status. Every change leaves `running`
 // (the only non-final status) for a final one, is checked against the transition
@@ -105,7 +106,8 @@ export async function stopRunningExecutions(
     .$if('workflowId' in args, (q) => q.where('workflow_id', '=', (args as { workflowId: string }).workflowId))
     .orderBy('id');
   // Locked in id order where several processes write (FOR UPDATE is not SQLite's, and
-  // SQLite has one writer at a time).
+  // SQLite has one writer at a time). Sub-workflow parents first (terminal-hooks.ts).
+  if (handle.sharedAcrossProcesses) await lockParents(db, await targets.execute());
   const locked = (await (handle.sharedAcrossProcesses ? targets.forUpdate() : targets).execute()).map((r) => r.id);
   if (locked.length === 0) return [];
   const stopped = await db
@@ -131,5 +133,14 @@ export async function stopRunningExecutions(
       .onConflict((oc) => oc.columns(['execution_id', 'idx']).doNothing())
       .execute();
   }
+  await executionsEnded(handle, db, ids, args.now);
   return ids;
+}
+
+/** Locks the sub-workflow parents of `rows` (before the rows themselves: lower ids). */
+async function lockParents(db: Executor, rows: ReadonlyArray<{ id: string }>): Promise<void> {
+  if (rows.length === 0) return;
+  const triggers = await db.selectFrom('executions').select('trigger').where('id', 'in', rows.map((r) => r.id)).where('trigger_type', '=', 'workflow').execute();
+  const parents = triggers.map((t) => (JSON.parse(t.trigger ?? '{}') as { execution_id?: string }).execution_id).filter((id): id is string => typeof id === 'string');
+  if (parents.length > 0) await db.selectFrom('executions').select('id').where('id', 'in', parents).orderBy('id').forUpdate().execute();
 }

@@ -2,6 +2,7 @@ import type { TObject } from '@sinclair/typebox';
 import type { StepDefinitionSpec } from '../../steps/step-schema.js';
 import type { Deadline } from '../deadline.js';
 import type { SecretSource } from '../../secrets/secret-source.js';
+import type { ChildExecutions } from '../../executions/child-executions.js';
 
 // The contract every step type implements: its own fields (a TypeBox schema that
 // drives validation, the StepDefinition type and the OpenAPI document), any check
@@ -29,6 +30,8 @@ export interface StepServices {
   readonly maxExecutionResultBytes?: number;
   /** The workspace secrets that `{{ secrets.NAME }}` reads (http and email steps). */
   readonly secrets?: SecretSource;
+  /** Starts and reads sub-workflow executions (the workflow step). */
+  readonly children?: ChildExecutions;
 }
 
 export interface StepContext {
@@ -40,6 +43,11 @@ export interface StepContext {
   attempt: number;
   /** Set when the step had asked to sleep and is now woken up. */
   wakeAt: number | null;
+  /** What a waiting step stored with its wait (parsed `detail`), when it is woken; else null. */
+  detail?: unknown;
+  /** Which execution and step this is (a workflow step starts its child for it). */
+  executionId?: string;
+  stepIndex?: number;
   /** The step's timeout_ms (per attempt). */
   timeoutMs: number;
   /** The attempt's deadline, shared with its `if` and templates (deadline.ts). */
@@ -56,7 +64,7 @@ export type StepOutcome =
   | { kind: 'sleep'; until: number }
   /** Waiting for a decision or another execution, at most until `until` (then it runs
    * again, woken); `detail` is stored with it (undefined: keep what is stored). */
-  | { kind: 'wait'; until: number; detail?: unknown };
+  | { kind: 'wait'; until: number; detail?: unknown; afterCommit?: () => Promise<void> };
 
 /** A step type as the engine runs it: its definition (steps/) and its `run`. */
 export interface StepType<S extends TObject = TObject> extends StepDefinitionSpec<S> {
