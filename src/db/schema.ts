@@ -147,6 +147,16 @@ export interface SecretTable {
   updated_at: number;
 }
 
+/** One item of a for_each step: `completed` (with its result) or `waiting` (for its child). */
+export interface ExecutionStepItemTable {
+  execution_id: string;
+  idx: number;
+  item_index: number;
+  status: 'completed' | 'waiting';
+  result: string | null;
+  detail: string | null;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   api_keys: ApiKeyTable;
@@ -158,6 +168,7 @@ export interface Database {
   rate_windows: RateWindowTable;
   bootstrap: BootstrapTable;
   secrets: SecretTable;
+  execution_step_items: ExecutionStepItemTable;
 }
 
 /** Either the database or an open transaction: store functions take it first. */

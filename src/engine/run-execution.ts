@@ -8,6 +8,8 @@ import type { ClaimedExecution } from './lease.js';
 import type { Deadline } from './deadline.js';
 import { Abandoned, attemptDeadline, evaluateCondition, runAttempt } from './run-step.js';
 import { StepFailure } from './step-errors.js';
+import type { Db } from '../db/open.js';
+import { runForEach } from './for-each.js';
 import { type StepDefinition, stepType } from './steps/index.js';
 import type { ExpressionContext, StepOutcome, StepServices } from './steps/step-type.js';
 
@@ -34,6 +36,8 @@ export interface RunnerDeps {
   readonly logger: Logger;
   readonly checkpoints: Checkpointer;
   readonly services: StepServices;
+  /** The database, for what is checkpointed outside the step rows (for_each items). */
+  readonly db?: Db;
   /** Called when the execution goes to sleep, so the worker can wake for it. */
   onSleep(until: number): void;
 }
@@ -133,7 +137,7 @@ async function startStep(run: Run, i: number, signal: AbortSignal): Promise<Star
       throw error;
     }
     const running = { status: 'running', phase: 'attempt', attempts: 1, started_at: now, interruptions } as const;
-    if (type.pure) {
+    if (type.pure && !('for_each' in def && def.for_each !== undefined)) {
       run.rows[i] = { ...row, ...running };
       return { attempt: 1, wakeAt: null, deadline };
     }
@@ -191,6 +195,18 @@ async function attemptStep(run: Run, i: number, start: { attempt: number; wakeAt
   }
 }
 
+/** A step with for_each (engine/for-each.ts): its items, each checkpointed. */
+async function forEachStep(run: Run, i: number, start: { wakeAt: number | null; deadline?: Deadline }, signal: AbortSignal): Promise<StepOutcome | StepFailure> {
+  return runForEach(
+    {
+      db: run.deps.db!, executionId: run.claimed.id, leaseToken: run.claimed.lease_token, workspaceId: run.claimed.workspace_id, stepIndex: i,
+      def: run.defs[i]!, context: run.context, services: run.deps.services, now: () => run.now(), deadline: start.deadline,
+    },
+    signal,
+    start.wakeAt,
+  );
+}
+
 export async function runExecution(deps: RunnerDeps, claimed: ClaimedExecution, defs: readonly StepDefinition[], signal: AbortSignal): Promise<RunEnd> {
   const run = new Run(deps, claimed, defs);
   try {
@@ -218,7 +234,7 @@ async function runStep(run: Run, i: number, signal: AbortSignal): Promise<RunEnd
   // before the attempt begins.
   if (run.pending.length > 0 && !(await run.commit({ kind: 'progress', currentStep: i }))) return 'abandoned';
 
-  const outcome = await attemptStep(run, i, start, signal);
+  const outcome = 'for_each' in def && def.for_each !== undefined ? await forEachStep(run, i, start, signal) : await attemptStep(run, i, start, signal);
   const now = run.now();
   if (outcome instanceof StepFailure) {
     const policy = retryPolicy(def.retry);

@@ -102,6 +102,7 @@ export async function runAttempt(args: {
   detail?: string | null;
   executionId?: string;
   stepIndex?: number;
+  itemIndex?: number;
 }): Promise<StepOutcome> {
   const timeoutMs = timeoutOf(args.type, args.def);
   const deadline = args.deadline ?? new Deadline(timeoutMs);
@@ -154,6 +155,7 @@ export async function runAttempt(args: {
           detail: args.detail ? (JSON.parse(args.detail) as unknown) : null,
           executionId: args.executionId ?? args.stepKey.split(':')[0]!,
           stepIndex: args.stepIndex ?? Number(args.stepKey.split(':')[1]),
+          itemIndex: args.itemIndex,
           timeoutMs,
           deadline,
           workspaceId,

@@ -183,7 +183,7 @@ export class Worker {
   #launch(claimed: ClaimedExecution): void {
     const controller = new AbortController();
     const { clock, logger, db } = this.options;
-    const deps = { clock, logger, checkpoints: this.#checkpoints, services: this.options.services, onSleep: (until: number) => this.#wakeFor(until) };
+    const deps = { clock, logger, db, checkpoints: this.#checkpoints, services: this.options.services, onSleep: (until: number) => this.#wakeFor(until) };
     const done = versionSteps(db.db, claimed.version_id)
       .then(async (defs) => {
         await runExecution(deps, claimed, defs, controller.signal);

@@ -12,6 +12,7 @@ import { SECRET_NAME } from './store.js';
 export function secretRefProblem(fields: Record<string, unknown>, type: StepDefinitionSpec): [string, string] | null {
   const nowhere = (where: string) => `secrets are not available in ${where}; use {{ secrets.NAME }} only in the fields of http and email steps`;
   if (typeof fields.if === 'string' && expressionSecretRefs(fields.if).length > 0) return ['if', nowhere('"if"')];
+  if (typeof fields.for_each === 'string' && expressionSecretRefs(fields.for_each).length > 0) return ['for_each', nowhere('"for_each"')];
   for (const name of type.expressionFields) {
     const source = fields[name];
     if (typeof source === 'string' && expressionSecretRefs(source).length > 0) return [name, nowhere(`a ${type.type} step's ${name}`)];

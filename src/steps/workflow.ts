@@ -1,11 +1,12 @@
 import { Type } from '@sinclair/typebox';
 import { hasTemplate } from '../engine/template.js';
 import { isId } from '../lib/ids.js';
-import { type StepDefinitionSpec, stepSchema } from './step-schema.js';
+import { ForEachFields, type StepDefinitionSpec, stepSchema } from './step-schema.js';
 
 // The `workflow` step: runs another workflow of the workspace as a child execution.
 
 const schema = stepSchema('workflow', {
+  ...ForEachFields,
   workflow_id: Type.String({ minLength: 1, maxLength: 1000, description: 'the workflow to run (24 hex digits, or a {{ }} template giving them)' }),
   input: Type.Optional(Type.Unknown({ description: 'the child’s input; templated' })),
   wait: Type.Optional(Type.Boolean({ default: true, description: 'wait for the child to end (default) or go on at once' })),

@@ -29,6 +29,10 @@ function validateStep(step: unknown, index: number): void {
     const message = compileError(fields.if);
     if (message) throw invalid(`${at}.if: ${message}`);
   }
+  if (typeof fields.for_each === 'string') {
+    const message = compileError(fields.for_each);
+    if (message) throw invalid(`${at}.for_each: ${message}`);
+  }
   for (const name of type.expressionFields) {
     const source = fields[name];
     const message = typeof source === 'string' ? compileError(source) : null;

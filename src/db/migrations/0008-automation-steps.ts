@@ -18,6 +18,18 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   // What a waiting step waits for (an approval's message, a child execution) and a
   // for_each's progress: JSON, null for every other step.
   await db.schema.alterTable('execution_steps').addColumn('detail', 'text').execute();
+  // A for_each step's items, each checkpointed as it completes (or starts waiting for
+  // its child), so that a crash never runs a completed item again.
+  await db.schema
+    .createTable('execution_step_items')
+    .addColumn('execution_id', 'varchar(24)', (c) => c.notNull())
+    .addColumn('idx', 'integer', (c) => c.notNull())
+    .addColumn('item_index', 'integer', (c) => c.notNull())
+    .addColumn('status', 'varchar(16)', (c) => c.notNull())
+    .addColumn('result', 'text')
+    .addColumn('detail', 'text')
+    .addPrimaryKeyConstraint('execution_step_items_pk', ['execution_id', 'idx', 'item_index'])
+    .execute();
   await sql`update api_keys set scopes = ${PREVIOUS_ALL_SCOPES + ',secrets:read,secrets:write'} where scopes = ${PREVIOUS_ALL_SCOPES}`.execute(db);
 }
 

@@ -16,6 +16,9 @@ export interface ExpressionContext {
   steps: unknown[];
   execution: { execution_id: string; workflow_id: string; workflow_name: string };
   workflow: { workflow_id: string; name: string };
+  /** Inside a for_each: the item and its index. */
+  item?: unknown;
+  item_index?: number;
 }
 
 /** What the operator configured for steps that reach the outside world. */
@@ -48,6 +51,8 @@ export interface StepContext {
   /** Which execution and step this is (a workflow step starts its child for it). */
   executionId?: string;
   stepIndex?: number;
+  /** Inside a for_each: the item's index (a workflow step's child key). */
+  itemIndex?: number;
   /** The step's timeout_ms (per attempt). */
   timeoutMs: number;
   /** The attempt's deadline, shared with its `if` and templates (deadline.ts). */

@@ -58,7 +58,7 @@ export const workflowStep: StepType<typeof workflowDefinition.schema> = {
       workspaceId: context.workspaceId,
       parentId: context.executionId!,
       stepIndex: context.stepIndex!,
-      itemIndex: null,
+      itemIndex: context.itemIndex ?? null,
       workflowId,
       input: context.fields.input ?? null,
     });
