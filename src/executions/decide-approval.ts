@@ -7,6 +7,7 @@ import { versionSteps } from '../workflows/version-cache.js';
 import { assertStepTransition, assertTransition } from './status.js';
 import { toStepView } from './store.js';
 import { executionsEnded } from './terminal-hooks.js';
+import { lockParents } from './transitions.js';
 
 // POST /executions/:id/steps/:index/approve and …/reject. A waiting approval is a
 // step row (`running`, phase `wait`, its expiry in wake_at) of an execution that no
@@ -35,6 +36,9 @@ export async function decideApproval(
       moved = false;
       if (args.idempotency) await lockKey(deps.db, trx, args.idempotency);
       const now = deps.clock.now();
+      // A rejection may end the execution, which wakes its sub-workflow parent: lock
+      // the parent first (lower id), as every writer that ends executions does.
+      if (deps.db.sharedAcrossProcesses) await lockParents(trx, [{ id: args.executionId }]);
       const query = trx
         .selectFrom('executions')
         .select(['id', 'status', 'current_step', 'version_id'])

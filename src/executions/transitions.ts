@@ -138,7 +138,7 @@ export async function stopRunningExecutions(
 }
 
 /** Locks the sub-workflow parents of `rows` (before the rows themselves: lower ids). */
-async function lockParents(db: Executor, rows: ReadonlyArray<{ id: string }>): Promise<void> {
+export async function lockParents(db: Executor, rows: ReadonlyArray<{ id: string }>): Promise<void> {
   if (rows.length === 0) return;
   const triggers = await db.selectFrom('executions').select('trigger').where('id', 'in', rows.map((r) => r.id)).where('trigger_type', '=', 'workflow').execute();
   const parents = triggers.map((t) => (JSON.parse(t.trigger ?? '{}') as { execution_id?: string }).execution_id).filter((id): id is string => typeof id === 'string');
