@@ -1,3 +1,5 @@
+import { parseSecretKey } from './secrets/cipher.js';
+
 // The only module that reads process.env. Every variable is validated at boot and
 // a bad one is named in the error, so an operator never meets a half-configured server.
 
@@ -33,6 +35,9 @@ export interface Config {
   readonly publicUrl: string | null;
   /** Finished executions older than this many days are pruned; 0 keeps them for ever. */
   readonly retentionDays: number;
+  /** SKIPFLOW_SECRET_KEY: 32 bytes as 64 hex digits or base64, the key that encrypts
+   * secrets (src/secrets/secret-key.ts); null → a key file on SQLite, none on PostgreSQL. */
+  readonly secretKey: string | null;
 }
 
 export class ConfigError extends Error {}
@@ -85,6 +90,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (publicUrl !== null && !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(publicUrl)) {
     throw new ConfigError(`SKIPFLOW_PUBLIC_URL must be an http:// or https:// URL, got "${env.SKIPFLOW_PUBLIC_URL}"`);
   }
+  const secretKey = env.SKIPFLOW_SECRET_KEY || null;
+  if (secretKey !== null) {
+    try {
+      parseSecretKey(secretKey, 'SKIPFLOW_SECRET_KEY');
+    } catch (error) {
+      throw new ConfigError((error as Error).message);
+    }
+  }
   return Object.freeze({
     databaseUrl: databaseUrl(env),
     host: env.HOST || '127.0.0.1',
@@ -104,6 +117,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxOpenStreamsPerWorkspace: integer(env, 'SKIPFLOW_MAX_OPEN_STREAMS', 50, 1, 100_000),
     publicUrl,
     retentionDays: integer(env, 'SKIPFLOW_RETENTION_DAYS', 30, 0, 36_500),
+    secretKey,
     ...overrides,
   });
 }

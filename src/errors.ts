@@ -5,6 +5,8 @@ export const ERROR_STATUS = {
   invalid_request: 400,
   execution_not_running: 400,
   execution_not_retryable: 400,
+  secrets_not_configured: 400,
+  step_not_waiting: 400,
   unauthorized: 401,
   invalid_signature: 401,
   insufficient_credits: 402,

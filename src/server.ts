@@ -17,6 +17,8 @@ import { ScheduleRunner, databaseTime } from './schedules/schedule-runner.js';
 import { DeliveryWorker } from './notifications/delivery-worker.js';
 import { Pruner } from './retention/prune.js';
 import type { Logger } from 'pino';
+import { verifySecretKey } from './secrets/key-check.js';
+import { ensureSecretKey } from './secrets/secret-key.js';
 
 // The composition root: configuration → database → migrations → the API and/or the
 // workers, by role. Nothing below this file reads the environment or builds its own
@@ -67,9 +69,17 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const db: Db = openDb(config.databaseUrl, { poolSize: 20 });
   await migrate(db);
   const created = await bootstrapDefaultWorkspace(db, clock);
+  let secretKey;
+  try {
+    secretKey = ensureSecretKey(config, logger);
+    await verifySecretKey(db, secretKey);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
   const signals = options.signals ?? (await db.createSignals(logger));
   const keys = new KeyVerifier(db, clock);
-  const deps: AppDeps = { config, db, clock, logger, keys, rateLimiter: createRateLimiter(db, config.rateLimitPerMinute, clock), authFailures: createAuthFailureLimiter(clock, config.authFailuresPerMinute), signals };
+  const deps: AppDeps = { config, db, clock, logger, keys, rateLimiter: createRateLimiter(db, config.rateLimitPerMinute, clock), authFailures: createAuthFailureLimiter(clock, config.authFailuresPerMinute), signals, secretKey };
 
   const runsApi = config.role === 'all' || config.role === 'api';
   const runsWorker = config.role === 'all' || config.role === 'worker';

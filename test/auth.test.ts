@@ -200,6 +200,9 @@ describeEachBackend('authentication and scopes', (backend) => {
       { scope: 'executions:read', method: 'GET', url: () => `/api/v1/executions/${executionId}?include_step_results=true` },
       { scope: 'workflows:execute', method: 'POST', url: () => `/api/v1/executions/${executionId}/stop`, body: {} },
       { scope: 'workspace:read', method: 'GET', url: () => '/api/v1/workspace' },
+      { scope: 'secrets:read', method: 'GET', url: () => '/api/v1/secrets' },
+      { scope: 'secrets:write', method: 'PUT', url: () => '/api/v1/secrets/A', body: { value: 'v' } },
+      { scope: 'secrets:write', method: 'DELETE', url: () => '/api/v1/secrets/A' },
     ];
 
     it('every route refuses a key that has every scope but its own, naming the scope', async () => {

@@ -17,7 +17,7 @@ import { type TestServer, openTestDb, startTestServer } from './helpers/server.j
 const ROOT = join(import.meta.dirname, '..');
 const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
 const run = promisify(execFile);
-const ALL_SCOPES = ['workflows:read', 'workflows:write', 'workflows:delete', 'workflows:execute', 'executions:read', 'workspace:read'];
+const ALL_SCOPES = ['workflows:read', 'workflows:write', 'workflows:delete', 'workflows:execute', 'executions:read', 'workspace:read', 'secrets:read', 'secrets:write'];
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$/;
 const SECRET = /sk_live_[0-9A-Za-z]{43}/g;
 

@@ -10,11 +10,11 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$/;
 const ID = /^[0-9a-f]{24}$/;
 const MISSING_ID = '0123456789abcdef01234567';
 
-const EXECUTION_KEYS = ['execution_id', 'workflow_id', 'status', 'started_at', 'completed_at', 'error', 'input', 'error_code', 'error_step_index', 'created_at', 'trigger', 'retry_of'];
+const EXECUTION_KEYS = ['execution_id', 'workflow_id', 'status', 'started_at', 'completed_at', 'error', 'input', 'error_code', 'error_step_index', 'created_at', 'trigger', 'retry_of', 'waiting_for'];
 // `workflow_name` is part of the hosted product's execution object; it may appear on the single view too.
 const EXECUTION_OPTIONAL_KEYS = ['workflow_name'];
 const LIST_ITEM_KEYS = ['execution_id', 'workflow_id', 'workflow_name', 'status', 'started_at', 'completed_at', 'created_at', 'trigger', 'retry_of'];
-const STEP_KEYS = ['index', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'reused', 'started_at', 'completed_at'];
+const STEP_KEYS = ['index', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'reused', 'started_at', 'completed_at', 'progress'];
 
 type Json = Record<string, unknown>;
 

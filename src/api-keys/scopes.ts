@@ -9,6 +9,8 @@ export const SCOPES = [
   'workflows:execute',
   'executions:read',
   'workspace:read',
+  'secrets:read',
+  'secrets:write',
 ] as const;
 
 export type Scope = (typeof SCOPES)[number];

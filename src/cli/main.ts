@@ -4,6 +4,7 @@ import { ConfigError } from '../config.js';
 import { creditsCommands } from './commands/credits.js';
 import { keysCommands } from './commands/keys.js';
 import { pruneCommands } from './commands/prune.js';
+import { secretsCommands } from './commands/secrets.js';
 import { serveCommands } from './commands/serve.js';
 import { workspaceCommands } from './commands/workspace.js';
 import { CliError } from './output.js';
@@ -19,6 +20,7 @@ workspaceCommands(program);
 keysCommands(program);
 creditsCommands(program);
 pruneCommands(program);
+secretsCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -7,6 +7,7 @@ import * as m0004 from './migrations/0004-lean-hot-path.js';
 import * as m0005 from './migrations/0005-execution-trigger.js';
 import * as m0006 from './migrations/0006-triggers.js';
 import * as m0007 from './migrations/0007-operations.js';
+import * as m0008 from './migrations/0008-automation-steps.js';
 
 // A static list, not a directory scan: the build cannot lose a migration and the
 // order is the one written here.
@@ -18,6 +19,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0005-execution-trigger': m0005,
   '0006-triggers': m0006,
   '0007-operations': m0007,
+  '0008-automation-steps': m0008,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -8,7 +8,7 @@ export type ExecutionStatus = 'running' | 'success' | 'failed' | 'stopped';
 /** A step's status. */
 export type StepStatus = 'pending' | 'running' | 'completed' | 'failed' | 'skipped' | 'stopped';
 /** What a `running` step is doing. */
-export type StepPhase = 'attempt' | 'sleep' | 'backoff';
+export type StepPhase = 'attempt' | 'sleep' | 'backoff' | 'wait';
 
 export interface WorkspaceTable {
   id: string;
@@ -107,8 +107,11 @@ export interface ExecutionStepTable {
   /** What a `running` step is doing: `attempt` (in flight on a worker), `sleep` (a
    * delay until wake_at) or `backoff` (waiting until wake_at to retry); null otherwise. */
   phase: StepPhase | null;
-  /** Durable wake-up time of a delay or of a retry backoff. */
+  /** Durable wake-up time of a delay or of a retry backoff (of a `wait`: its expiry). */
   wake_at: number | null;
+  /** JSON: what a waiting step waits for (`{ type: "approval", message }`, a child
+   * execution), or a for_each's progress; null otherwise. */
+  detail: string | null;
   started_at: number | null;
   completed_at: number | null;
   /** 1 on a retry's steps copied from the execution it retries (not run again). */
@@ -195,6 +198,16 @@ export interface ScheduleTable {
   updated_at: number;
 }
 
+/** A workspace's secret, encrypted (src/secrets/cipher.ts). */
+export interface SecretTable {
+  workspace_id: string;
+  name: string;
+  /** `v1.` + base64(iv | tag | ciphertext); never the plain value. */
+  value: string;
+  created_at: number;
+  updated_at: number;
+}
+
 /** One row per tick that started an execution: unique per (schedule, tick). */
 export interface ScheduleTickTable {
   schedule_id: string;
@@ -219,6 +232,16 @@ export interface WebhookTable {
   last_received_at: number | null;
 }
 
+/** One item of a for_each step: `completed` (with its result) or `waiting` (for its child). */
+export interface ExecutionStepItemTable {
+  execution_id: string;
+  idx: number;
+  item_index: number;
+  status: 'completed' | 'waiting';
+  result: string | null;
+  detail: string | null;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   api_keys: ApiKeyTable;
@@ -234,6 +257,8 @@ export interface Database {
   schedules: ScheduleTable;
   schedule_ticks: ScheduleTickTable;
   webhooks: WebhookTable;
+  secrets: SecretTable;
+  execution_step_items: ExecutionStepItemTable;
 }
 
 /** Either the database or an open transaction: store functions take it first. */

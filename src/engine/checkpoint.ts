@@ -5,6 +5,7 @@ import type { ExecutionStepRow } from '../db/schema.js';
 import type { Runner, Values } from '../db/statements.js';
 import type { TerminalStatus } from '../executions/status.js';
 import { type FinishedExecution, recordDeliveries } from '../notifications/record-deliveries.js';
+import { executionsFinished, withParents } from '../executions/terminal-hooks.js';
 import { finish, finishedAs, lockExecutions, progress, sleep, upsertSteps } from '../executions/transitions.js';
 
 // Checkpoints: the engine's writes, group-committed (db/group-commit.ts). A running
@@ -42,7 +43,8 @@ export type CheckpointOutcome = 'applied' | 'fenced';
 const MAX_BATCH = 512;
 
 async function commitCheckpoints(db: Db, tx: Runner, checkpoints: readonly Checkpoint[]): Promise<CheckpointOutcome[]> {
-  if (db.sharedAcrossProcesses) await tx.all(lockExecutions, { ids: checkpoints.map((c) => c.executionId) });
+  const finishing = checkpoints.filter((c) => c.move.kind === 'finish').map((c) => c.executionId);
+  if (db.sharedAcrossProcesses) await tx.all(lockExecutions, { ids: await withParents(tx, checkpoints.map((c) => c.executionId), finishing) });
   const rows = { progress: [] as Values[], sleep: [] as Values[], finish: [] as Values[] };
   for (const { executionId: id, leaseToken: token, move } of checkpoints) {
     switch (move.kind) {
@@ -89,6 +91,7 @@ async function commitCheckpoints(db: Db, tx: Runner, checkpoints: readonly Check
   }
   const steps = checkpoints.flatMap((c) => (applied.has(c.executionId) ? c.steps.map((s) => ({ ...s, execution_id: c.executionId })) : []));
   await tx.each(upsertSteps, steps);
+  await executionsFinished(tx, finishing.filter((id) => applied.has(id)));
   return checkpoints.map((c) => (applied.has(c.executionId) ? 'applied' : 'fenced'));
 }
 

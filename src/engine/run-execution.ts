@@ -8,6 +8,8 @@ import type { ClaimedExecution } from './lease.js';
 import type { Deadline } from './deadline.js';
 import { Abandoned, attemptDeadline, evaluateCondition, runAttempt } from './run-step.js';
 import { StepFailure } from './step-errors.js';
+import type { Db } from '../db/open.js';
+import { runForEach } from './for-each.js';
 import { type StepDefinition, stepType } from './steps/index.js';
 import type { ExpressionContext, StepOutcome, StepServices } from './steps/step-type.js';
 
@@ -34,6 +36,8 @@ export interface RunnerDeps {
   readonly logger: Logger;
   readonly checkpoints: Checkpointer;
   readonly services: StepServices;
+  /** The database, for what is checkpointed outside the step rows (for_each items). */
+  readonly db?: Db;
   /** Called when the execution goes to sleep, so the worker can wake for it. */
   onSleep(until: number): void;
 }
@@ -77,7 +81,7 @@ class Run {
     return (
       this.rows[i] ?? {
         idx: i, name: def.name ?? null, type: def.type, status: 'pending', result: null, error: null, error_code: null,
-        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null,
+        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null, detail: null,
       }
     );
   }
@@ -133,7 +137,7 @@ async function startStep(run: Run, i: number, signal: AbortSignal): Promise<Star
       throw error;
     }
     const running = { status: 'running', phase: 'attempt', attempts: 1, started_at: now, interruptions } as const;
-    if (type.pure) {
+    if (type.pure && !('for_each' in def && def.for_each !== undefined)) {
       run.rows[i] = { ...row, ...running };
       return { attempt: 1, wakeAt: null, deadline };
     }
@@ -141,6 +145,7 @@ async function startStep(run: Run, i: number, signal: AbortSignal): Promise<Star
     return { attempt: 1, wakeAt: null, deadline };
   }
   switch (row.phase) {
+    case 'wait': // a waiting step (approval, sub-workflow) woken by its expiry: like a sleep
     case 'sleep':
       // Waking: the step's next write is its end. A worker that dies before then
       // leaves it asleep with a past wake time, and the next claim wakes it again.
@@ -179,12 +184,27 @@ async function attemptStep(run: Run, i: number, start: { attempt: number; wakeAt
       services: run.deps.services,
       workspaceId: run.claimed.workspace_id,
       deadline: start.deadline,
+      detail: run.row(i).detail,
+      executionId: run.claimed.id,
+      stepIndex: i,
     });
   } catch (error) {
     // Only the step's own failure is data; Abandoned and anything else propagate.
     if (error instanceof StepFailure) return error;
     throw error;
   }
+}
+
+/** A step with for_each (engine/for-each.ts): its items, each checkpointed. */
+async function forEachStep(run: Run, i: number, start: { wakeAt: number | null; deadline?: Deadline }, signal: AbortSignal): Promise<StepOutcome | StepFailure> {
+  return runForEach(
+    {
+      db: run.deps.db!, executionId: run.claimed.id, leaseToken: run.claimed.lease_token, workspaceId: run.claimed.workspace_id, stepIndex: i,
+      def: run.defs[i]!, context: run.context, services: run.deps.services, now: () => run.now(), deadline: start.deadline,
+    },
+    signal,
+    start.wakeAt,
+  );
 }
 
 export async function runExecution(deps: RunnerDeps, claimed: ClaimedExecution, defs: readonly StepDefinition[], signal: AbortSignal): Promise<RunEnd> {
@@ -214,7 +234,7 @@ async function runStep(run: Run, i: number, signal: AbortSignal): Promise<RunEnd
   // before the attempt begins.
   if (run.pending.length > 0 && !(await run.commit({ kind: 'progress', currentStep: i }))) return 'abandoned';
 
-  const outcome = await attemptStep(run, i, start, signal);
+  const outcome = 'for_each' in def && def.for_each !== undefined ? await forEachStep(run, i, start, signal) : await attemptStep(run, i, start, signal);
   const now = run.now();
   if (outcome instanceof StepFailure) {
     const policy = retryPolicy(def.retry);
@@ -226,6 +246,15 @@ async function runStep(run: Run, i: number, signal: AbortSignal): Promise<RunEnd
     }
     if (outcome.code === 'internal_error') run.deps.logger.error({ err: outcome, executionId: run.claimed.id, step: i }, 'step failed unexpectedly');
     return fail(run, i, outcome);
+  }
+  if (outcome.kind === 'wait') {
+    // Waiting for something outside the engine (a decision, a child execution) until
+    // at most `until`: durable like a sleep, with what it waits for in `detail`.
+    const detail = outcome.detail === undefined ? run.row(i).detail : JSON.stringify(outcome.detail);
+    run.write(i, { status: 'running', phase: 'wait', wake_at: outcome.until, detail, attempts: start.attempt, started_at: run.row(i).started_at ?? now });
+    const end = await sleepUntil(run, i, outcome.until);
+    if (end === 'asleep') await outcome.afterCommit?.();
+    return end;
   }
   if (outcome.kind === 'sleep') {
     run.write(i, { status: 'running', phase: 'sleep', wake_at: outcome.until, attempts: start.attempt, started_at: run.row(i).started_at ?? now });

@@ -5,6 +5,8 @@ import type { StepDefinition } from './steps/index.js';
 import { UNTEMPLATED_FIELDS } from '../steps/step-schema.js';
 import type { ExpressionContext, StepOutcome, StepServices, StepType } from './steps/step-type.js';
 import { renderTemplates, setOwn } from './template.js';
+import { stepSecretNames } from '../secrets/references.js';
+import { redactText, redactValue } from '../secrets/redact.js';
 
 // The step framework: what every step type gets for free. One deadline per attempt
 // (timeout_ms) covers the step's `if` (on its first attempt), its templates and its
@@ -96,6 +98,11 @@ export async function runAttempt(args: {
   workspaceId?: string;
   /** The deadline the step's `if` started, paused (first attempt); otherwise one starts now. */
   deadline?: Deadline;
+  /** The stored detail of a waiting step that is woken (JSON text), and where the step is. */
+  detail?: string | null;
+  executionId?: string;
+  stepIndex?: number;
+  itemIndex?: number;
 }): Promise<StepOutcome> {
   const timeoutMs = timeoutOf(args.type, args.def);
   const deadline = args.deadline ?? new Deadline(timeoutMs);
@@ -131,9 +138,12 @@ export async function runAttempt(args: {
   });
   cut.catch(() => {}); // settled only by an abort; unobserved when the step wins
   check();
+  // The secrets this attempt used: their values are redacted from its result and error.
+  let used: Map<string, string> | null = null;
   try {
     const run = (async () => {
-      const fields = await renderFields(args.type, args.def, args.context, { deadline, signal, workspaceId });
+      const context = await withSecrets(args, workspaceId, (values) => (used = values));
+      const fields = await renderFields(args.type, args.def, context, { deadline, signal, workspaceId });
       if (signal.aborted) throw new Abandoned('stopped');
       return args.type.run(
         {
@@ -142,6 +152,10 @@ export async function runAttempt(args: {
           stepKey: args.stepKey,
           attempt: args.attempt,
           wakeAt: args.wakeAt,
+          detail: args.detail ? (JSON.parse(args.detail) as unknown) : null,
+          executionId: args.executionId ?? args.stepKey.split(':')[0]!,
+          stepIndex: args.stepIndex ?? Number(args.stepKey.split(':')[1]),
+          itemIndex: args.itemIndex,
           timeoutMs,
           deadline,
           workspaceId,
@@ -152,15 +166,40 @@ export async function runAttempt(args: {
       );
     })();
     run.catch(() => {}); // when `cut` wins, a later rejection of `run` is expected
-    return await Promise.race([run, cut]);
+    const outcome = await Promise.race([run, cut]);
+    return used !== null && outcome.kind === 'completed' ? { ...outcome, result: redactValue(outcome.result, (used as Map<string, string>).values()) } : outcome;
   } catch (error) {
     if (args.signal.aborted) throw new Abandoned('stopped');
     // Our own deadline aborted it (the evaluation of a template then ends "stopped").
     if (signal.aborted) throw new StepFailure('timeout', `The step did not finish within ${timeoutMs} ms (timeout_ms).`, true);
     if (error instanceof Abandoned) throw error;
-    throw toFailure(error);
+    throw redactFailure(toFailure(error), used);
   } finally {
     clearTimeout(timer);
     args.signal.removeEventListener('abort', onStop);
   }
+}
+
+/** The context the step's templates render in: with `secrets` (only the ones the step
+ * names, read just now) for the types that may use them. */
+async function withSecrets(
+  args: { type: StepType; def: StepDefinition; context: ExpressionContext; services: StepServices },
+  workspaceId: string,
+  onUsed: (values: Map<string, string>) => void,
+): Promise<ExpressionContext> {
+  if (!args.type.usesSecrets) return args.context;
+  const names = stepSecretNames(args.def as Record<string, unknown>, UNTEMPLATED_FIELDS);
+  if (names.length === 0) return args.context;
+  if (!args.services.secrets) throw new StepFailure('secret_not_found', `secrets.${names[0]}: secrets are not available on this server.`);
+  const values = await args.services.secrets.resolve(workspaceId, names);
+  onUsed(values);
+  return { ...args.context, secrets: Object.fromEntries(values) } as ExpressionContext;
+}
+
+function redactFailure(failure: StepFailure, used: Map<string, string> | null): StepFailure {
+  if (used === null) return failure;
+  const message = redactText(failure.message, used.values());
+  if (message === failure.message) return failure;
+  const redacted = new StepFailure(failure.code, message, failure.retryable, failure.retryAfterMs);
+  return redacted;
 }

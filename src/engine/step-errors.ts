@@ -11,6 +11,19 @@ export const STEP_ERROR_CODES = [
   'smtp_error',
   'worker_lost',
   'stopped',
+  /** A `{{ secrets.NAME }}` names no secret of the workspace (or none can be read). */
+  'secret_not_found',
+  /** An approval step was rejected (POST …/reject). */
+  'rejected',
+  /** A workflow step's child execution failed / was stopped. */
+  'child_failed',
+  'child_stopped',
+  /** Sub-workflows nested deeper than 10. */
+  'depth_exceeded',
+  /** A child execution could not start: no credit, the concurrency cap, no such workflow. */
+  'insufficient_credits',
+  'concurrent_execution_limit',
+  'workflow_not_found',
   /** The step's result is over SKIPFLOW_MAX_RESULT_BYTES, or its execution's results over SKIPFLOW_MAX_EXECUTION_RESULT_BYTES. */
   'result_too_large',
   /** The step's result cannot be stored as JSON: nested too deep, a cycle, a BigInt. */

@@ -1,3 +1,6 @@
+import { createChildExecutions } from '../executions/child-executions.js';
+import { createSecretSource } from '../secrets/secret-source.js';
+import { loadSecretKey } from '../secrets/secret-key.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
@@ -77,6 +80,8 @@ export class Worker {
         smtpUrl: config.smtpUrl,
         maxResultBytes: config.maxResultBytes,
         maxExecutionResultBytes: config.maxExecutionResultBytes,
+        secrets: createSecretSource(deps.db, loadSecretKey(config)),
+        children: createChildExecutions(deps),
       },
     });
   }
@@ -178,7 +183,7 @@ export class Worker {
   #launch(claimed: ClaimedExecution): void {
     const controller = new AbortController();
     const { clock, logger, db } = this.options;
-    const deps = { clock, logger, checkpoints: this.#checkpoints, services: this.options.services, onSleep: (until: number) => this.#wakeFor(until) };
+    const deps = { clock, logger, db, checkpoints: this.#checkpoints, services: this.options.services, onSleep: (until: number) => this.#wakeFor(until) };
     const done = versionSteps(db.db, claimed.version_id)
       .then(async (defs) => {
         await runExecution(deps, claimed, defs, controller.signal);

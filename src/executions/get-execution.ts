@@ -4,6 +4,7 @@ import { isId } from '../lib/ids.js';
 import { readExecution, stepsOf, toExecutionView } from './store.js';
 import { isTerminal } from './status.js';
 import { TerminalCache } from './terminal-cache.js';
+import { readWaitingFor } from './waiting-for.js';
 
 /** How often a long poll (`?wait=S`) re-reads a running execution. Reading the row is
  * what makes it work across processes: the worker may run anywhere. */
@@ -32,7 +33,7 @@ export async function readExecutionJson(
       continue;
     }
     const steps = args.withSteps ? await stepsOf(deps.db.db, row) : undefined;
-    const body = JSON.stringify(toExecutionView(row, steps));
+    const body = JSON.stringify(toExecutionView(row, steps, await readWaitingFor(deps.db.db, row, steps)));
     if (isTerminal(row.status)) cache.set(key, body, row.completed_at ?? Infinity);
     return body;
   }

@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { Id, NullableTimestamp, Timestamp } from '../workflows/schemas.js';
 import { EXECUTION_STATUSES, STEP_STATUSES } from './status.js';
 import { Trigger } from './trigger.js';
+import { Progress, WaitingFor } from './waiting-for.js';
 
 const ExecutionStatus = Type.Union(EXECUTION_STATUSES.map((s) => Type.Literal(s)));
 const NullableString = Type.Union([Type.String(), Type.Null()]);
@@ -37,6 +38,7 @@ export const StepResult = Type.Object(
     reused: Type.Boolean({ description: 'copied from the execution this one retries, not run again' }),
     started_at: NullableTimestamp,
     completed_at: NullableTimestamp,
+    progress: Progress,
   },
   { title: 'StepResult' },
 );
@@ -60,6 +62,7 @@ export const Execution = Type.Object(
     error: NullableString,
     error_code: NullableString,
     error_step_index: Type.Union([Type.Integer(), Type.Null()]),
+    waiting_for: WaitingFor,
     steps: Type.Optional(Type.Array(StepResult)),
   },
   { title: 'Execution' },

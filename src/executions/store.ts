@@ -5,6 +5,7 @@ import { versionSteps } from '../workflows/version-cache.js';
 import { type Runner, param, statement } from '../db/statements.js';
 import type { ExecutionStatus } from './status.js';
 import { triggerOf } from './trigger.js';
+import { type WaitingForView, progressOf } from './waiting-for.js';
 
 const LIST_COLUMNS = ['id', 'workflow_id', 'workflow_name', 'status', 'created_at', 'completed_at', 'trigger_type', 'trigger', 'retry_of'] as const;
 
@@ -42,12 +43,14 @@ export function toStepView(row: ExecutionStepRow) {
     reused: row.reused === 1,
     started_at: formatTimestamp(row.started_at),
     completed_at: formatTimestamp(row.completed_at),
+    progress: progressOf(row),
   };
 }
 
-export function toExecutionView(row: ExecutionRow, steps?: ExecutionStepRow[]) {
+export function toExecutionView(row: ExecutionRow, steps?: ExecutionStepRow[], waitingFor: WaitingForView = null) {
   return {
     ...toListItem(row),
+    waiting_for: waitingFor,
     input: parseJson(row.input),
     error: row.error,
     error_code: row.error_code,
@@ -87,7 +90,7 @@ export async function stepsOf(db: Executor, execution: Pick<ExecutionRow, 'id' |
     (def, idx) =>
       byIndex.get(idx) ?? {
         execution_id: execution.id, idx, name: def.name ?? null, type: def.type, status: 'pending', result: null, error: null, error_code: null,
-        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null, reused: 0,
+        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null, reused: 0, detail: null,
       },
   );
 }

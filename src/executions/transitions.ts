@@ -5,6 +5,7 @@ import { param, statement } from '../db/statements.js';
 import { versionSteps } from '../workflows/version-cache.js';
 import { recordDeliveriesIn } from '../notifications/record-deliveries.js';
 import { type TerminalStatus, assertTransition } from './status.js';
+import { executionsEnded } from './terminal-hooks.js';
 
 // The one module that changes an execution's status. Every change leaves `running`
 // (the only non-final status) for a final one, is checked against the transition
@@ -70,8 +71,8 @@ export const finish = statement<{ id: string; workspace_id: string; workflow_id:
         where id = ${param('id')} and lease_token = ${param('token')} and status = 'running' returning id, workspace_id, workflow_id, ${HAS_ENDPOINT('executions')} as notify`,
 );
 
-const STEP_COLUMNS = ['execution_id', 'idx', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'interruptions', 'phase', 'wake_at', 'started_at', 'completed_at'] as const satisfies ReadonlyArray<keyof ExecutionStepTable>;
-const PG_STEP_TYPES = 'execution_id text, idx int, name text, type text, status text, result text, error text, error_code text, attempts int, interruptions int, phase text, wake_at bigint, started_at bigint, completed_at bigint';
+const STEP_COLUMNS = ['execution_id', 'idx', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'interruptions', 'phase', 'wake_at', 'started_at', 'completed_at', 'detail'] as const satisfies ReadonlyArray<keyof ExecutionStepTable>;
+const PG_STEP_TYPES = 'execution_id text, idx int, name text, type text, status text, result text, error text, error_code text, attempts int, interruptions int, phase text, wake_at bigint, started_at bigint, completed_at bigint, detail text';
 const UPDATE_STEP = STEP_COLUMNS.slice(2).map((c) => `${c} = excluded.${c}`).join(', ');
 
 /** Writes whole step rows (a step's row appears when it first changes). */
@@ -112,7 +113,8 @@ export async function stopRunningExecutions(
     .$if('workflowId' in args, (q) => q.where('workflow_id', '=', (args as { workflowId: string }).workflowId))
     .orderBy('id');
   // Locked in id order where several processes write (FOR UPDATE is not SQLite's, and
-  // SQLite has one writer at a time).
+  // SQLite has one writer at a time). Sub-workflow parents first (terminal-hooks.ts).
+  if (handle.sharedAcrossProcesses) await lockParents(db, await targets.execute());
   const locked = (await (handle.sharedAcrossProcesses ? targets.forUpdate() : targets).execute()).map((r) => r.id);
   if (locked.length === 0) return [];
   const stopped = await db
@@ -140,5 +142,14 @@ export async function stopRunningExecutions(
       .onConflict((oc) => oc.columns(['execution_id', 'idx']).doNothing())
       .execute();
   }
+  await executionsEnded(handle, db, ids, args.now);
   return ids;
+}
+
+/** Locks the sub-workflow parents of `rows` (before the rows themselves: lower ids). */
+export async function lockParents(db: Executor, rows: ReadonlyArray<{ id: string }>): Promise<void> {
+  if (rows.length === 0) return;
+  const triggers = await db.selectFrom('executions').select('trigger').where('id', 'in', rows.map((r) => r.id)).where('trigger_type', '=', 'workflow').execute();
+  const parents = triggers.map((t) => (JSON.parse(t.trigger ?? '{}') as { execution_id?: string }).execution_id).filter((id): id is string => typeof id === 'string');
+  if (parents.length > 0) await db.selectFrom('executions').select('id').where('id', 'in', parents).orderBy('id').forUpdate().execute();
 }

@@ -6,6 +6,8 @@ import type { AppDeps } from '../deps.js';
 import { registerDashboard } from '../dashboard/serve-dashboard.js';
 import { registerExecutionRoutes } from '../executions/routes.js';
 import { registerNotificationRoutes } from '../notifications/routes.js';
+import { registerApprovalRoutes } from '../executions/approval-routes.js';
+import { registerSecretRoutes } from '../secrets/routes.js';
 import { registerWorkflowRoutes } from '../workflows/routes.js';
 import { registerScheduleRoutes } from '../schedules/routes.js';
 import { registerWebhookRoutes } from '../webhooks/routes.js';
@@ -60,6 +62,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerScheduleRoutes(app, deps);
   await registerWebhookRoutes(app, deps);
   registerNotificationRoutes(app, deps);
+  registerSecretRoutes(app, deps, deps.secretKey ?? null);
+  registerApprovalRoutes(app, deps);
   await registerDashboard(app);
   await app.ready();
   return app;

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { hasTemplate } from '../engine/template.js';
-import { type StepDefinitionSpec, stepSchema } from './step-schema.js';
+import { ForEachFields, type StepDefinitionSpec, stepSchema } from './step-schema.js';
 
 // The `email` step's fields and their write-time checks.
 
@@ -10,6 +10,7 @@ const Addresses = Type.Union([
 ]);
 
 const schema = stepSchema('email', {
+  ...ForEachFields,
   to: Addresses,
   cc: Type.Optional(Addresses),
   bcc: Type.Optional(Addresses),
@@ -37,5 +38,6 @@ export const emailDefinition = {
   schema,
   defaultTimeoutMs: 30_000,
   expressionFields: [],
+  usesSecrets: true,
   check,
 } as const satisfies StepDefinitionSpec<typeof schema>;

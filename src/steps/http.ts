@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { hasTemplate } from '../engine/template.js';
-import { type StepDefinitionSpec, stepSchema } from './step-schema.js';
+import { ForEachFields, type StepDefinitionSpec, stepSchema } from './step-schema.js';
 
 // The `http` step's fields and their write-time checks (a literal url, method,
 // header or status is checked when the workflow is written; templates after
@@ -14,6 +14,7 @@ const Scalar = Type.Union([Type.String({ maxLength: 100_000 }), Type.Number(), T
 const Template = Type.String({ maxLength: 100_000, description: 'a {{ }} template giving the value' });
 
 const schema = stepSchema('http', {
+  ...ForEachFields,
   method: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, description: `${HTTP_METHODS.join(', ')}; default GET` })),
   url: Type.String({ minLength: 1, maxLength: 16_384, description: 'absolute http:// or https:// URL' }),
   headers: Type.Optional(Type.Union([Type.Record(Type.String(), Scalar), Template], { description: 'request headers; a null value is not sent' })),
@@ -80,5 +81,6 @@ export const httpDefinition = {
   schema,
   defaultTimeoutMs: 30_000,
   expressionFields: [],
+  usesSecrets: true,
   check,
 } as const satisfies StepDefinitionSpec<typeof schema>;

@@ -4,10 +4,12 @@ import { emailDefinition } from './email.js';
 import { httpDefinition } from './http.js';
 import type { StepDefinitionSpec } from './step-schema.js';
 import { transformDefinition } from './transform.js';
+import { approvalDefinition } from './approval.js';
+import { workflowDefinition } from './workflow.js';
 
 // The registry of step definitions: adding a type is one module here (its schema and
 // checks) and one in engine/steps/ (how it runs).
-const DEFINITIONS = [transformDefinition, delayDefinition, httpDefinition, emailDefinition] as const;
+const DEFINITIONS = [transformDefinition, delayDefinition, httpDefinition, emailDefinition, approvalDefinition, workflowDefinition] as const;
 
 const byName = new Map<string, StepDefinitionSpec>(DEFINITIONS.map((d) => [d.type, d as unknown as StepDefinitionSpec]));
 

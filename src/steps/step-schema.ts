@@ -23,6 +23,14 @@ export const CommonStepFields = {
   continue_on_error: Type.Optional(Type.Boolean()),
 };
 
+export const MAX_FOR_EACH_ITEMS = 1000;
+
+/** `for_each`: the fields of the step types that can run once per item. */
+export const ForEachFields = {
+  for_each: Type.Optional(Type.String({ minLength: 1, maxLength: 10_000, description: `JSONata giving an array of at most ${MAX_FOR_EACH_ITEMS} items; the step runs once per item` })),
+  for_each_concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 20, default: 1, description: 'items run at once' })),
+};
+
 /** Builds one step type's schema: `type` literal + common fields + its own. */
 export function stepSchema<T extends string, P extends TProperties>(type: T, fields: P) {
   return Type.Object(
@@ -33,7 +41,7 @@ export function stepSchema<T extends string, P extends TProperties>(type: T, fie
 
 /** Fields of every step that are never templated: the JSONata ones (`if`, and each
  * type's expression fields) are compiled instead, the others are not strings. */
-export const UNTEMPLATED_FIELDS: ReadonlySet<string> = new Set(['type', 'name', 'if', 'timeout_ms', 'retry', 'continue_on_error']);
+export const UNTEMPLATED_FIELDS: ReadonlySet<string> = new Set(['type', 'name', 'if', 'timeout_ms', 'retry', 'continue_on_error', 'for_each', 'for_each_concurrency']);
 
 export interface StepDefinitionSpec<S extends TObject = TObject> {
   readonly type: string;
@@ -46,6 +54,8 @@ export interface StepDefinitionSpec<S extends TObject = TObject> {
    * before an attempt — one write fewer per step — because an attempt that a dying
    * worker interrupts is simply run again, harmlessly. */
   readonly pure?: boolean;
+  /** Its templates may use `{{ secrets.NAME }}` (http, email); elsewhere `secrets` is refused. */
+  readonly usesSecrets?: boolean;
   /** Checks a schema cannot express; returns [fieldPath, message] or null. */
   check?(step: Record<string, unknown>): [string, string] | null;
 }

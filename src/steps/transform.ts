@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
-import { type StepDefinitionSpec, stepSchema } from './step-schema.js';
+import { ForEachFields, type StepDefinitionSpec, stepSchema } from './step-schema.js';
 
 const schema = stepSchema('transform', {
+  ...ForEachFields,
   expression: Type.String({ minLength: 1, maxLength: 100_000, description: 'JSONata; its value is the result' }),
 });
 

@@ -4,6 +4,7 @@ import { STEP_TYPE_NAMES, stepDefinition } from '../steps/index.js';
 import { UNTEMPLATED_FIELDS } from '../steps/step-schema.js';
 import { forEachString, templateError } from '../engine/template.js';
 import { firstSchemaError } from '../http/schema-errors.js';
+import { secretRefProblem } from '../secrets/validate-refs.js';
 import { WorkflowEnvelope, type WorkflowInput } from './schemas.js';
 
 // A workflow is validated completely when it is written, so that an execution never
@@ -28,6 +29,10 @@ function validateStep(step: unknown, index: number): void {
     const message = compileError(fields.if);
     if (message) throw invalid(`${at}.if: ${message}`);
   }
+  if (typeof fields.for_each === 'string') {
+    const message = compileError(fields.for_each);
+    if (message) throw invalid(`${at}.for_each: ${message}`);
+  }
   for (const name of type.expressionFields) {
     const source = fields[name];
     const message = typeof source === 'string' ? compileError(source) : null;
@@ -41,6 +46,8 @@ function validateStep(step: unknown, index: number): void {
       if (message) throw invalid(`${path}: ${message}`);
     });
   }
+  const secretProblem = secretRefProblem(fields, type);
+  if (secretProblem) throw invalid(`${at}.${secretProblem[0]}: ${secretProblem[1]}`);
   const problem = type.check?.(fields);
   if (problem) throw invalid(`${at}.${problem[0]}: ${problem[1]}`);
 }

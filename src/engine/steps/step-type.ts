@@ -1,6 +1,8 @@
 import type { TObject } from '@sinclair/typebox';
 import type { StepDefinitionSpec } from '../../steps/step-schema.js';
 import type { Deadline } from '../deadline.js';
+import type { SecretSource } from '../../secrets/secret-source.js';
+import type { ChildExecutions } from '../../executions/child-executions.js';
 
 // The contract every step type implements: its own fields (a TypeBox schema that
 // drives validation, the StepDefinition type and the OpenAPI document), any check
@@ -14,6 +16,9 @@ export interface ExpressionContext {
   steps: unknown[];
   execution: { execution_id: string; workflow_id: string; workflow_name: string };
   workflow: { workflow_id: string; name: string };
+  /** Inside a for_each: the item and its index. */
+  item?: unknown;
+  item_index?: number;
 }
 
 /** What the operator configured for steps that reach the outside world. */
@@ -26,6 +31,10 @@ export interface StepServices {
   readonly maxResultBytes?: number;
   /** SKIPFLOW_MAX_EXECUTION_RESULT_BYTES (default 16 MiB): bound on all stored results of one execution. */
   readonly maxExecutionResultBytes?: number;
+  /** The workspace secrets that `{{ secrets.NAME }}` reads (http and email steps). */
+  readonly secrets?: SecretSource;
+  /** Starts and reads sub-workflow executions (the workflow step). */
+  readonly children?: ChildExecutions;
 }
 
 export interface StepContext {
@@ -37,6 +46,13 @@ export interface StepContext {
   attempt: number;
   /** Set when the step had asked to sleep and is now woken up. */
   wakeAt: number | null;
+  /** What a waiting step stored with its wait (parsed `detail`), when it is woken; else null. */
+  detail?: unknown;
+  /** Which execution and step this is (a workflow step starts its child for it). */
+  executionId?: string;
+  stepIndex?: number;
+  /** Inside a for_each: the item's index (a workflow step's child key). */
+  itemIndex?: number;
   /** The step's timeout_ms (per attempt). */
   timeoutMs: number;
   /** The attempt's deadline, shared with its `if` and templates (deadline.ts). */
@@ -50,7 +66,10 @@ export interface StepContext {
 export type StepOutcome =
   | { kind: 'completed'; result: unknown }
   /** A durable timer: the execution is released and this step runs again at `until`. */
-  | { kind: 'sleep'; until: number };
+  | { kind: 'sleep'; until: number }
+  /** Waiting for a decision or another execution, at most until `until` (then it runs
+   * again, woken); `detail` is stored with it (undefined: keep what is stored). */
+  | { kind: 'wait'; until: number; detail?: unknown; afterCommit?: () => Promise<void> };
 
 /** A step type as the engine runs it: its definition (steps/) and its `run`. */
 export interface StepType<S extends TObject = TObject> extends StepDefinitionSpec<S> {
