@@ -29,6 +29,8 @@ export interface Config {
   readonly authFailuresPerMinute: number;
   /** Server-Sent Events streams and long polls one workspace may hold open at once, per api process. */
   readonly maxOpenStreamsPerWorkspace: number;
+  /** SKIPFLOW_METRICS_TOKEN: when set, GET /metrics needs it as a Bearer token. */
+  readonly metricsToken: string | null;
 }
 
 export class ConfigError extends Error {}
@@ -94,6 +96,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxExecutionResultBytes,
     authFailuresPerMinute: integer(env, 'SKIPFLOW_AUTH_FAILURE_LIMIT', 20, 0, 1_000_000),
     maxOpenStreamsPerWorkspace: integer(env, 'SKIPFLOW_MAX_OPEN_STREAMS', 50, 1, 100_000),
+    metricsToken: env.SKIPFLOW_METRICS_TOKEN || null,
     ...overrides,
   });
 }

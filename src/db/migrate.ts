@@ -16,6 +16,9 @@ const MIGRATIONS: Record<string, Migration> = {
   '0005-execution-trigger': m0005,
 };
 
+/** Every migration this build knows, in order: /readyz compares the applied ones with it. */
+export const MIGRATION_NAMES: readonly string[] = Object.keys(MIGRATIONS);
+
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
 
 /** Brings the schema up to date; returns the names applied by this call. Safe to run

@@ -8,6 +8,7 @@ import type { ClaimedExecution } from './lease.js';
 import type { Deadline } from './deadline.js';
 import { Abandoned, attemptDeadline, evaluateCondition, runAttempt } from './run-step.js';
 import { StepFailure } from './step-errors.js';
+import { recordMetric } from '../metrics/engine-metrics.js';
 import { type StepDefinition, stepType } from './steps/index.js';
 import type { ExpressionContext, StepOutcome, StepServices } from './steps/step-type.js';
 
@@ -97,7 +98,17 @@ class Run {
   async commit(move: ExecutionMove): Promise<boolean> {
     const checkpoint: Checkpoint = { executionId: this.claimed.id, leaseToken: this.claimed.lease_token, steps: this.pending, move };
     this.pending = [];
-    return (await this.deps.checkpoints.submit(checkpoint)) === 'applied';
+    const applied = (await this.deps.checkpoints.submit(checkpoint)) === 'applied';
+    if (applied && move.kind === 'finish') this.#finished(move);
+    return applied;
+  }
+
+  /** A final status was written: counted, and logged for the operator. */
+  #finished(move: Extract<ExecutionMove, { kind: 'finish' }>): void {
+    recordMetric.finished(move.status);
+    const ids = { executionId: this.claimed.id, workflowId: this.claimed.workflow_id, workspaceId: this.claimed.workspace_id };
+    if (move.error) this.deps.logger.info({ ...ids, status: move.status, errorCode: move.error.code, stepIndex: move.error.stepIndex }, 'execution finished');
+    else this.deps.logger.info({ ...ids, status: move.status }, 'execution finished');
   }
 }
 
@@ -214,7 +225,10 @@ async function runStep(run: Run, i: number, signal: AbortSignal): Promise<RunEnd
   // before the attempt begins.
   if (run.pending.length > 0 && !(await run.commit({ kind: 'progress', currentStep: i }))) return 'abandoned';
 
+  const began = performance.now();
   const outcome = await attemptStep(run, i, start, signal);
+  const durationMs = Math.round(performance.now() - began);
+  recordMetric.step(def.type, outcome instanceof StepFailure ? 'failed' : outcome.kind === 'sleep' ? 'sleeping' : 'completed', durationMs / 1000);
   const now = run.now();
   if (outcome instanceof StepFailure) {
     const policy = retryPolicy(def.retry);
@@ -252,6 +266,10 @@ async function fail(run: Run, i: number, failure: StepFailure): Promise<RunEnd |
   const def = run.defs[i]!;
   const now = run.now();
   run.write(i, { status: 'failed', phase: null, wake_at: null, error: failure.message, error_code: failure.code, completed_at: now });
+  run.deps.logger.info(
+    { executionId: run.claimed.id, workflowId: run.claimed.workflow_id, workspaceId: run.claimed.workspace_id, stepIndex: i, stepType: def.type, errorCode: failure.code },
+    'step failed',
+  );
   if (def.continue_on_error) {
     run.results[i] = null;
     return 'next';

@@ -3,6 +3,7 @@ import type { Db } from '../db/open.js';
 import type { ExecutionStepTable, Executor } from '../db/schema.js';
 import { param, statement } from '../db/statements.js';
 import { versionSteps } from '../workflows/version-cache.js';
+import { recordMetric } from '../metrics/engine-metrics.js';
 import { type TerminalStatus, assertTransition } from './status.js';
 
 // The one module that changes an execution's status. Every change leaves `running`
@@ -117,6 +118,7 @@ export async function stopRunningExecutions(
     .execute();
   if (stopped.length === 0) return [];
   const ids = stopped.map((r) => r.id);
+  recordMetric.finished('stopped', ids.length);
   const stoppedStep = { status: 'stopped', phase: null, error: STOPPED_STEP_MESSAGE, error_code: 'stopped', completed_at: args.now } as const;
   await db.updateTable('execution_steps').set(stoppedStep).where('execution_id', 'in', ids).where('status', 'in', ['running', 'pending']).where('idx', '<=', sql<number>`(select current_step from executions where executions.id = execution_steps.execution_id)`).execute();
   // A pure step (a transform) in flight has no row yet: an execution that a worker has

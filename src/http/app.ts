@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { authHook } from '../api-keys/auth.js';
 import type { AppDeps } from '../deps.js';
 import { registerExecutionRoutes } from '../executions/routes.js';
+import { registerOperationsRoutes } from '../operations/routes.js';
 import { registerWorkflowRoutes } from '../workflows/routes.js';
 import { registerWorkspaceRoutes } from '../workspaces/routes.js';
 import { BODY_LIMIT_BYTES, registerBodyParsers } from './body-parser.js';
@@ -53,6 +54,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerWorkspaceRoutes(app, deps);
   registerWorkflowRoutes(app, deps);
   registerExecutionRoutes(app, deps);
+  registerOperationsRoutes(app, deps);
   await app.ready();
   return app;
 }
