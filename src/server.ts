@@ -59,7 +59,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const clock = options.clock ?? systemClock;
   const db: Db = openDb(config.databaseUrl, { poolSize: 20 });
   await migrate(db);
-  const created = await bootstrapDefaultWorkspace(db, clock);
+  // Only a process that serves the API creates the Default workspace and prints its
+  // key: a worker's log is rarely where an operator looks for it.
+  const created = config.role === 'all' || config.role === 'api' ? await bootstrapDefaultWorkspace(db, clock) : null;
   const signals = options.signals ?? (await db.createSignals(logger));
   const keys = new KeyVerifier(db, clock);
   const deps: AppDeps = { config, db, clock, logger, keys, rateLimiter: createRateLimiter(db, config.rateLimitPerMinute, clock), authFailures: createAuthFailureLimiter(clock, config.authFailuresPerMinute), signals };

@@ -5,6 +5,7 @@ import * as m0002 from './migrations/0002-executions-workflow-status-index.js';
 import * as m0003 from './migrations/0003-executions-due-by-workspace.js';
 import * as m0004 from './migrations/0004-lean-hot-path.js';
 import * as m0005 from './migrations/0005-execution-trigger.js';
+import * as m0009 from './migrations/0009-unlimited-credits.js';
 
 // A static list, not a directory scan: the build cannot lose a migration and the
 // order is the one written here.
@@ -14,6 +15,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0003-executions-due-by-workspace': m0003,
   '0004-lean-hot-path': m0004,
   '0005-execution-trigger': m0005,
+  '0009-unlimited-credits': m0009,
 };
 
 /** Every migration this build knows, in order: /readyz compares the applied ones with it. */

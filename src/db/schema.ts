@@ -14,6 +14,8 @@ export interface WorkspaceTable {
   id: string;
   name: string;
   credits: number;
+  /** 1: unlimited credits (shown as `credits: null`); `credits` is then not debited. */
+  credits_unlimited: Generated<number>;
   max_concurrent_executions: number | null;
   created_at: number;
 }
@@ -109,6 +111,8 @@ export interface ExecutionStepTable {
   phase: StepPhase | null;
   /** Durable wake-up time of a delay or of a retry backoff. */
   wake_at: number | null;
+  /** Run time of the last attempt in milliseconds; null before it ran. */
+  duration_ms: number | null;
   started_at: number | null;
   completed_at: number | null;
 }

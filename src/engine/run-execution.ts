@@ -78,7 +78,7 @@ class Run {
     return (
       this.rows[i] ?? {
         idx: i, name: def.name ?? null, type: def.type, status: 'pending', result: null, error: null, error_code: null,
-        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null,
+        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null, duration_ms: null,
       }
     );
   }
@@ -235,10 +235,11 @@ async function runStep(run: Run, i: number, signal: AbortSignal): Promise<RunEnd
     if (outcome.retryable && start.attempt < policy.maxAttempts && !signal.aborted) {
       const wakeAt = now + backoffDelay(policy, start.attempt, outcome.retryAfterMs);
       // A retry backoff is a durable timer like a delay: no worker slot is held.
-      run.write(i, { status: 'running', phase: 'backoff', wake_at: wakeAt, error: outcome.message, error_code: outcome.code });
+      run.write(i, { status: 'running', phase: 'backoff', wake_at: wakeAt, error: outcome.message, error_code: outcome.code, duration_ms: durationMs });
       return sleepUntil(run, i, wakeAt);
     }
     if (outcome.code === 'internal_error') run.deps.logger.error({ err: outcome, executionId: run.claimed.id, step: i }, 'step failed unexpectedly');
+    run.rows[i] = { ...run.row(i), duration_ms: durationMs };
     return fail(run, i, outcome);
   }
   if (outcome.kind === 'sleep') {
@@ -250,7 +251,7 @@ async function runStep(run: Run, i: number, signal: AbortSignal): Promise<RunEnd
   if (!stored.ok) return fail(run, i, stored.failure);
   run.write(i, {
     status: 'completed', phase: null, result: stored.text, error: null, error_code: null,
-    attempts: start.attempt, started_at: run.row(i).started_at ?? now, completed_at: now,
+    attempts: start.attempt, started_at: run.row(i).started_at ?? now, completed_at: now, duration_ms: durationMs,
   });
   run.results[i] = outcome.result;
   return 'next';

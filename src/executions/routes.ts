@@ -15,6 +15,7 @@ import { streamExecutionEvents } from './execution-events.js';
 import { readExecutionJson } from './get-execution.js';
 import { OpenStreamLimit } from './open-stream-limit.js';
 import { listExecutions, toListItem } from './store.js';
+import { pageWithMore } from '../db/paginate.js';
 
 const IdParams = Type.Object({ id: Type.String() });
 const IdempotencyHeader = Type.Object({
@@ -86,8 +87,8 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
       },
     },
     async (request) => {
-      const rows = await listExecutions(deps.db.db, request.auth.workspaceId, request.query);
-      return { executions: rows.map(toListItem) };
+      const page = await pageWithMore(request.query, (p) => listExecutions(deps.db.db, request.auth.workspaceId, { ...request.query, ...p }));
+      return { executions: page.items.map(toListItem), has_more: page.hasMore };
     },
   );
 
@@ -141,7 +142,8 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
     async (request, reply) => {
       const release = streams.acquire(request.auth.workspaceId, 'stream');
       try {
-        await streamExecutionEvents(deps, reply, { workspaceId: request.auth.workspaceId, id: request.params.id });
+        const lastEventId = request.headers['last-event-id'];
+        await streamExecutionEvents(deps, reply, { workspaceId: request.auth.workspaceId, id: request.params.id, lastEventId: typeof lastEventId === 'string' ? lastEventId : undefined });
       } finally {
         release();
       }

@@ -31,6 +31,7 @@ export const StepResult = Type.Object(
     attempts: Type.Integer(),
     started_at: NullableTimestamp,
     completed_at: NullableTimestamp,
+    duration_ms: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: 'run time of the last attempt in milliseconds; null before it ran' }),
   },
   { title: 'StepResult' },
 );
@@ -60,7 +61,7 @@ export const Execution = Type.Object(
 );
 
 export const ExecutionListItem = Type.Object(executionCore, { title: 'ExecutionListItem' });
-export const ExecutionList = Type.Object({ executions: Type.Array(ExecutionListItem) });
+export const ExecutionList = Type.Object({ executions: Type.Array(ExecutionListItem), has_more: Type.Boolean({ description: 'true when a next page exists; its `after` is the last item’s id' }) }, { title: 'ExecutionList' });
 
 export const StopResult = Type.Object({ execution_id: Id, status: Type.Literal('stopped') }, { title: 'StopResult' });
 

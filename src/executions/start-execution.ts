@@ -120,7 +120,7 @@ async function commitStarts(tx: Runner, deps: Deps, requests: readonly StartRequ
         outcomes[c.index] = { refused: concurrencyLimit(max) };
         continue;
       }
-      if (accepted >= ws.credits) {
+      if (!ws.credits_unlimited && accepted >= ws.credits) {
         outcomes[c.index] = { refused: noCredits() };
         continue;
       }
@@ -154,7 +154,8 @@ async function commitStarts(tx: Runner, deps: Deps, requests: readonly StartRequ
       }
       outcomes[c.index] = { ok: response };
     }
-    if (accepted > 0) await tx.run(debit, { workspaceId, count: accepted });
+    // Unlimited credits: nothing to debit.
+    if (accepted > 0 && !ws.credits_unlimited) await tx.run(debit, { workspaceId, count: accepted });
   }
   await tx.each(insertExecutions, executions);
   for (const hook of afterInsert) await hook();

@@ -41,6 +41,7 @@ export function toStepView(row: ExecutionStepRow) {
     attempts: row.attempts,
     started_at: formatTimestamp(row.started_at),
     completed_at: formatTimestamp(row.completed_at),
+    duration_ms: row.duration_ms ?? null,
   };
 }
 
@@ -86,7 +87,7 @@ export async function stepsOf(db: Executor, execution: Pick<ExecutionRow, 'id' |
     (def, idx) =>
       byIndex.get(idx) ?? {
         execution_id: execution.id, idx, name: def.name ?? null, type: def.type, status: 'pending', result: null, error: null, error_code: null,
-        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null,
+        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null, duration_ms: null,
       },
   );
 }

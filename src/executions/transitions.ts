@@ -64,8 +64,8 @@ export const finish = statement<{ id: string }>('transition:finish', (_db, diale
         where id = ${param('id')} and lease_token = ${param('token')} and status = 'running' returning id`,
 );
 
-const STEP_COLUMNS = ['execution_id', 'idx', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'interruptions', 'phase', 'wake_at', 'started_at', 'completed_at'] as const satisfies ReadonlyArray<keyof ExecutionStepTable>;
-const PG_STEP_TYPES = 'execution_id text, idx int, name text, type text, status text, result text, error text, error_code text, attempts int, interruptions int, phase text, wake_at bigint, started_at bigint, completed_at bigint';
+const STEP_COLUMNS = ['execution_id', 'idx', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'interruptions', 'phase', 'wake_at', 'started_at', 'completed_at', 'duration_ms'] as const satisfies ReadonlyArray<keyof ExecutionStepTable>;
+const PG_STEP_TYPES = 'execution_id text, idx int, name text, type text, status text, result text, error text, error_code text, attempts int, interruptions int, phase text, wake_at bigint, started_at bigint, completed_at bigint, duration_ms int';
 const UPDATE_STEP = STEP_COLUMNS.slice(2).map((c) => `${c} = excluded.${c}`).join(', ');
 
 /** Writes whole step rows (a step's row appears when it first changes). */

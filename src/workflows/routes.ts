@@ -10,6 +10,7 @@ import { isId } from '../lib/ids.js';
 import { createWorkflow, deleteWorkflow, replaceWorkflowById } from './workflow-use-cases.js';
 import { DeletedWorkflow, Workflow, WorkflowInput, WorkflowList } from './schemas.js';
 import { findWorkflow, listWorkflows, toWorkflowView } from './store.js';
+import { pageWithMore } from '../db/paginate.js';
 import { validateWorkflowInput } from './validate-workflow.js';
 
 // The body schema (WorkflowInput, a union of step types) documents and types the
@@ -57,8 +58,8 @@ export function registerWorkflowRoutes(app: FastifyInstance, deps: AppDeps): voi
       schema: { summary: 'List workflows, newest first', querystring: Type.Object(PageQuery), response: responses({ 200: WorkflowList }, ['invalid_request', 'insufficient_scope']) },
     },
     async (request) => {
-      const rows = await listWorkflows(db, request.auth.workspaceId, request.query);
-      return { workflows: rows.map(toWorkflowView) };
+      const page = await pageWithMore(request.query, (p) => listWorkflows(db, request.auth.workspaceId, p));
+      return { workflows: page.items.map(toWorkflowView), has_more: page.hasMore };
     },
   );
 

@@ -9,7 +9,7 @@ export const Workspace = Type.Object(
   {
     workspace_id: Type.String(),
     name: Type.String(),
-    credits: Type.Integer({ minimum: 0 }),
+    credits: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: 'null: unlimited (nothing is debited, never 402)' }),
     max_concurrent_executions: Type.Union([Type.Integer(), Type.Null()]),
     created_at: Type.String(),
   },
