@@ -24,7 +24,7 @@ const HEARTBEAT_MS = 15_000;
 type StepView = ReturnType<typeof toStepView>;
 
 function frame(event: string, data: unknown, id: string): string {
-  return `event: ${event}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`;
+  return `event: ${event}\ndata: ${JSON.stringify(data)}\nid: ${id}\n\n`;
 }
 
 const digest = (text: string) => createHash('sha256').update(text).digest('base64url').slice(0, 10);
