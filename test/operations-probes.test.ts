@@ -1,4 +1,6 @@
+import { Writable } from 'node:stream';
 import { sql } from 'kysely';
+import pino from 'pino';
 import { afterEach, expect, it } from 'vitest';
 import { createWorkflow, finished, run } from './helpers/api.js';
 import { describeEachBackend } from './helpers/backends.js';
@@ -117,5 +119,23 @@ describeEachBackend('health, readiness and metrics', (backend) => {
       return sample(now, 'skipflow_executions_finished_total', { status: 'success' }) > sample(before, 'skipflow_executions_finished_total', { status: 'success' }) &&
         sample(now, 'skipflow_step_duration_seconds_count', { type: 'transform', status: 'completed' }) > sample(before, 'skipflow_step_duration_seconds_count', { type: 'transform', status: 'completed' });
     });
+  });
+
+  it('logs the execution life cycle at info with execution, workflow and workspace ids', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk))), done()) });
+    t = await startTestServer(backend, { logLevel: 'info' }, { logger: pino({ level: 'info' }, sink) });
+    const ok = await createWorkflow(t, [{ type: 'transform', expression: '1' }]);
+    const bad = await createWorkflow(t, [{ type: 'transform', expression: '1' }, { type: 'transform', expression: '$error("nope")' }]);
+    const okId = await run(t, ok);
+    const badId = await run(t, bad);
+    await finished(t, okId);
+    await finished(t, badId);
+    await eventually(async () => lines.filter((l) => l.msg === 'execution finished').length >= 2);
+    const ids = (id: string, workflowId: string) => ({ executionId: id, workflowId, workspaceId: t!.workspaceId });
+    expect(lines).toContainEqual(expect.objectContaining({ level: 30, msg: 'execution started', trigger: 'api', ...ids(okId, ok) }));
+    expect(lines).toContainEqual(expect.objectContaining({ level: 30, msg: 'execution finished', status: 'success', ...ids(okId, ok) }));
+    expect(lines).toContainEqual(expect.objectContaining({ level: 30, msg: 'step failed', stepIndex: 1, errorCode: 'expression_error', ...ids(badId, bad) }));
+    expect(lines).toContainEqual(expect.objectContaining({ level: 30, msg: 'execution finished', status: 'failed', errorCode: 'expression_error', ...ids(badId, bad) }));
   });
 });
