@@ -50,6 +50,7 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
     {
       config: { scope: 'workflows:execute' },
       schema: {
+        operationId: 'runWorkflowAsync',
         summary: 'Run a workflow asynchronously (costs 1 credit)',
         params: IdParams,
         headers: IdempotencyHeader,
@@ -77,6 +78,7 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
     {
       config: { scope: 'executions:read' },
       schema: {
+        operationId: 'listExecutions',
         summary: 'List executions, newest first',
         querystring: Type.Object({
           ...PageQuery,
@@ -97,6 +99,7 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
     {
       config: { scope: 'executions:read' },
       schema: {
+        operationId: 'getExecution',
         summary: 'Get an execution (step results with include_step_results=true)',
         params: IdParams,
         querystring: Type.Object({
@@ -131,7 +134,9 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
     {
       config: { scope: 'executions:read' },
       schema: {
+        operationId: 'streamExecutionEvents',
         summary: 'Server-Sent Events: the execution’s step and status changes until it ends',
+        produces: ['text/event-stream'],
         params: IdParams,
         response: responses(
           { 200: Type.String({ description: 'text/event-stream: `event: execution` and `event: step` frames, JSON data' }) },
@@ -155,6 +160,7 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
     {
       config: { scope: 'workflows:execute' },
       schema: {
+        operationId: 'stopExecution',
         summary: 'Stop a running execution',
         params: IdParams,
         headers: IdempotencyHeader,

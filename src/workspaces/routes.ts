@@ -21,7 +21,7 @@ export function registerWorkspaceRoutes(app: FastifyInstance, deps: AppDeps): vo
     '/api/v1/workspace',
     {
       config: { scope: 'workspace:read' },
-      schema: { summary: 'The caller’s workspace: credits and limits', response: responses({ 200: Workspace }, ['insufficient_scope']) },
+      schema: { operationId: 'getWorkspace', summary: 'The caller’s workspace: credits and limits', response: responses({ 200: Workspace }, ['insufficient_scope']) },
     },
     async (request) => {
       const row = await findWorkspace(deps.db.db, request.auth.workspaceId);
