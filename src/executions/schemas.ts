@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { Id, NullableTimestamp, Timestamp } from '../workflows/schemas.js';
 import { EXECUTION_STATUSES, STEP_STATUSES } from './status.js';
 import { Trigger } from './trigger.js';
+import { UNKNOWN_FIELD_HINT } from '../http/schema-errors.js';
 
 const ExecutionStatus = Type.Union(EXECUTION_STATUSES.map((s) => Type.Literal(s)));
 const NullableString = Type.Union([Type.String(), Type.Null()]);
@@ -16,7 +17,7 @@ export const RunBody = Type.Object(
     input: Type.Optional(Type.Unknown({ description: 'any JSON; the execution’s input' })),
     inputs: Type.Optional(Type.Unknown({ description: 'alias of input' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, [UNKNOWN_FIELD_HINT]: 'the execution’s input goes under "input": send { "input": … }' },
 );
 
 export const StepResult = Type.Object(
