@@ -38,6 +38,8 @@ export interface Config {
   /** SKIPFLOW_SECRET_KEY: 32 bytes as 64 hex digits or base64, the key that encrypts
    * secrets (src/secrets/secret-key.ts); null → a key file on SQLite, none on PostgreSQL. */
   readonly secretKey: string | null;
+  /** SKIPFLOW_METRICS_TOKEN: when set, GET /metrics needs it as a Bearer token. */
+  readonly metricsToken: string | null;
 }
 
 export class ConfigError extends Error {}
@@ -118,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     publicUrl,
     retentionDays: integer(env, 'SKIPFLOW_RETENTION_DAYS', 30, 0, 36_500),
     secretKey,
+    metricsToken: env.SKIPFLOW_METRICS_TOKEN || null,
     ...overrides,
   });
 }

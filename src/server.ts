@@ -68,7 +68,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const clock = options.clock ?? systemClock;
   const db: Db = openDb(config.databaseUrl, { poolSize: 20 });
   await migrate(db);
-  const created = await bootstrapDefaultWorkspace(db, clock);
+  // Only a process that serves the API creates the Default workspace and prints its
+  // key: a worker's log is rarely where an operator looks for it.
+  const created = config.role === 'all' || config.role === 'api' ? await bootstrapDefaultWorkspace(db, clock) : null;
   let secretKey;
   try {
     secretKey = ensureSecretKey(config, logger);

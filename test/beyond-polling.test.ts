@@ -91,6 +91,27 @@ describeEachBackend('beyond polling', (backend) => {
     expect(frames.some((f) => f.startsWith('event: step') && f.includes('"index":1') && f.includes('"status":"stopped"'))).toBe(true);
   });
 
+  it('gives every frame an id; a reconnect with Last-Event-ID gets only what changed since', async () => {
+    const wf = await createWorkflow(t, [{ type: 'transform', expression: '1' }, { type: 'transform', expression: '2' }]);
+    const id = await run(t, wf);
+    const url = `${base}/api/v1/executions/${id}/events`;
+    const headers = { authorization: `Bearer ${t.apiKey}` };
+    const framesOf = (text: string) => text.split('\n\n').filter((f) => f.startsWith('event: ')).map((f) => Object.fromEntries(f.split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)])));
+    const full = framesOf(await (await fetch(url, { headers })).text());
+    expect(full.length).toBeGreaterThanOrEqual(3);
+    for (const f of full) expect(f.id).toMatch(/^[a-z]*(\.[A-Za-z0-9_-]*)+$/);
+    // Resumed from the last frame: the execution has ended and nothing changed since.
+    expect(framesOf(await (await fetch(url, { headers: { ...headers, 'last-event-id': full.at(-1)!.id! } })).text())).toEqual([]);
+    // Resumed from the first frame: every later frame's content, once, and none before it.
+    const rest = framesOf(await (await fetch(url, { headers: { ...headers, 'last-event-id': full[0]!.id! } })).text());
+    expect(rest.map((f) => f.data)).not.toContain(full[0]!.data);
+    expect(rest.at(-1)!.data).toBe(full.at(-1)!.data);
+    // An id that is not one of ours starts the stream from the beginning.
+    const fresh = framesOf(await (await fetch(url, { headers: { ...headers, 'last-event-id': 'garbage!' } })).text());
+    const fromStart = framesOf(await (await fetch(url, { headers })).text());
+    expect(fresh.map((f) => f.data)).toEqual(fromStart.map((f) => f.data));
+  });
+
   it('answers 404 for another workspace’s execution, before any stream starts', async () => {
     const wf = await createWorkflow(t, [{ type: 'transform', expression: '1' }]);
     const id = await run(t, wf);

@@ -78,8 +78,14 @@ async function cliJson<T = Record<string, unknown>>(url: string, args: string[])
 
 async function expectFailure(url: string, args: string[], stderrPattern: RegExp): Promise<void> {
   const res = await cli(url, args);
-  expect(res.code, `skipflow ${args.join(' ')} should fail`).not.toBe(0);
-  expect(res.stdout).toBe('');
+  expect(res.code, `skipflow ${args.join(' ')} should fail`).toBe(2);
+  // With --json the error is the one JSON object on stdout; without it stdout stays empty.
+  if (args.includes('--json')) {
+    const error = JSON.parse(res.stdout) as { error: string; error_code: string };
+    expect(res.stdout.trim().split('\n')).toHaveLength(1);
+    expect(error.error).toMatch(stderrPattern);
+    expect(typeof error.error_code).toBe('string');
+  } else expect(res.stdout).toBe('');
   expect(res.stderr).toMatch(stderrPattern);
   expect(res.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
 }
@@ -380,6 +386,7 @@ describe('skipflow argument errors', () => {
   let workspaceId: string;
   beforeAll(async () => {
     database = await createTestDatabase('sqlite');
+    await cliJson(database.url, ['migrate']); // the other commands never create a database
     workspaceId = (await cliJson<{ workspace_id: string }>(database.url, ['workspace', 'create', '--name', 'Args', '--credits', '1'])).workspace_id;
   });
   afterAll(() => database?.drop());

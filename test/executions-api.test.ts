@@ -14,7 +14,7 @@ const EXECUTION_KEYS = ['execution_id', 'workflow_id', 'status', 'started_at', '
 // `workflow_name` is part of the hosted product's execution object; it may appear on the single view too.
 const EXECUTION_OPTIONAL_KEYS = ['workflow_name'];
 const LIST_ITEM_KEYS = ['execution_id', 'workflow_id', 'workflow_name', 'status', 'started_at', 'completed_at', 'created_at', 'trigger', 'retry_of'];
-const STEP_KEYS = ['index', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'reused', 'started_at', 'completed_at', 'progress'];
+const STEP_KEYS = ['index', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'reused', 'started_at', 'completed_at', 'progress', 'duration_ms'];
 
 type Json = Record<string, unknown>;
 
@@ -322,7 +322,7 @@ describeEachBackend('Executions API', (backend) => {
       const res = await t.request({ method: 'GET', url: '/api/v1/executions' });
       expect(res.statusCode).toBe(200);
       const body = res.json();
-      expect(Object.keys(body)).toEqual(['executions']);
+      expect(Object.keys(body)).toEqual(['executions', 'has_more']);
       const items = body.executions as Json[];
       expect(items).toHaveLength(20);
       for (const item of items) {
@@ -355,7 +355,7 @@ describeEachBackend('Executions API', (backend) => {
 
       const none = await t.request({ method: 'GET', url: `/api/v1/executions?workflow_id=${MISSING_ID}` });
       expect(none.statusCode).toBe(200);
-      expect(none.json()).toEqual({ executions: [] });
+      expect(none.json()).toEqual({ executions: [], has_more: false });
 
       const success = (await t.request({ method: 'GET', url: '/api/v1/executions?status=success&limit=100' })).json().executions as Json[];
       expect(success.length).toBeGreaterThanOrEqual(3);
@@ -381,7 +381,7 @@ describeEachBackend('Executions API', (backend) => {
       const after = (await t.request({ method: 'GET', url: `/api/v1/executions?workflow_id=${listWf}&limit=5&after=${listIds[4]}` })).json().executions as Json[];
       expect(after.map((e) => e.execution_id)).toEqual(listIds.slice(5, 10));
       const afterLast = (await t.request({ method: 'GET', url: `/api/v1/executions?workflow_id=${listWf}&after=${listIds.at(-1)}` })).json();
-      expect(afterLast).toEqual({ executions: [] });
+      expect(afterLast).toEqual({ executions: [], has_more: false });
 
       for (const query of [
         'limit=0', 'limit=101', 'limit=-1', 'limit=abc', 'limit=10abc',

@@ -405,7 +405,14 @@ describeEachBackend('http step', (backend) => {
     const e = await runToEnd([{ type: 'http', url: `${target.base}/status/502?n=always`, retry: { max_attempts: 2, backoff_ms: 10 } }]);
     expect(e).toMatchObject({ status: 'failed', error_code: 'http_status' });
     expect(e.steps[0].attempts).toBe(2);
-    expect(e.steps[0].error).toMatch(/answered 502 Bad Gateway.*give the step a "retry" policy/);
+    // The policy ran out: the hint says so instead of asking for a policy the step has.
+    expect(e.steps[0].error).toMatch(/answered 502 Bad Gateway.*failed after 2 attempts \(its "retry" policy ran out\)/);
+    expect(e.steps[0].error).not.toMatch(/give the step a "retry" policy/);
+  });
+
+  it('asks for a retry policy when a step without one meets a 5xx', async () => {
+    const e = await runToEnd([{ type: 'http', url: `${target.base}/status/503?n=always` }]);
+    expect(e.steps[0].error).toMatch(/answered 503 Service Unavailable.*give the step a "retry" policy/);
   });
 
   it('continue_on_error: a failed http step leaves null in steps[i] and the execution goes on', async () => {

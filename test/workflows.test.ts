@@ -93,7 +93,7 @@ describeEachBackend('workflows', (backend) => {
       }
       const all = await t.request({ method: 'GET', url: '/api/v1/workflows', key: ws.apiKey });
       expect(all.statusCode).toBe(200);
-      expect(Object.keys(all.json())).toEqual(['workflows']);
+      expect(Object.keys(all.json())).toEqual(['workflows', 'has_more']);
       expect(all.json().workflows.map((w: { id: string }) => w.id)).toEqual([...ids].reverse());
       // The list returns the same objects as GET.
       const one = await t.request({ method: 'GET', url: `/api/v1/workflows/${ids[3]}`, key: ws.apiKey });
@@ -101,17 +101,20 @@ describeEachBackend('workflows', (backend) => {
 
       const walked: string[] = [];
       const pageSizes: number[] = [];
+      const more: boolean[] = [];
       let after: string | undefined;
       for (let guard = 0; guard < 10; guard++) {
         const res = await t.request({ method: 'GET', url: `/api/v1/workflows?limit=3${after ? `&after=${after}` : ''}`, key: ws.apiKey });
         expect(res.statusCode).toBe(200);
         const page = res.json().workflows as { id: string }[];
         pageSizes.push(page.length);
+        more.push(res.json().has_more);
         if (page.length === 0) break;
         walked.push(...page.map((w) => w.id));
         after = page[page.length - 1]!.id;
       }
       expect(pageSizes).toEqual([3, 3, 1, 0]);
+      expect(more).toEqual([true, true, false, false]); // has_more: a next page exists
       expect(walked).toEqual([...ids].reverse());
     });
 

@@ -8,6 +8,7 @@ import * as m0005 from './migrations/0005-execution-trigger.js';
 import * as m0006 from './migrations/0006-triggers.js';
 import * as m0007 from './migrations/0007-operations.js';
 import * as m0008 from './migrations/0008-automation-steps.js';
+import * as m0009 from './migrations/0009-unlimited-credits.js';
 
 // A static list, not a directory scan: the build cannot lose a migration and the
 // order is the one written here.
@@ -20,7 +21,11 @@ const MIGRATIONS: Record<string, Migration> = {
   '0006-triggers': m0006,
   '0007-operations': m0007,
   '0008-automation-steps': m0008,
+  '0009-unlimited-credits': m0009,
 };
+
+/** Every migration this build knows, in order: /readyz compares the applied ones with it. */
+export const MIGRATION_NAMES: readonly string[] = Object.keys(MIGRATIONS);
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
 

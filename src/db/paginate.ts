@@ -15,3 +15,11 @@ export function paginate<QB extends SelectQueryBuilder<any, any, any>>(query: QB
   if (page.after !== undefined) q = q.where(idColumn, '<', page.after) as QB;
   return q.orderBy(idColumn, 'desc').limit(page.limit ?? 20) as QB;
 }
+
+/** One page and whether another follows (`has_more`): asks for one row more than the
+ * page holds, so the answer costs no second query. */
+export async function pageWithMore<T>(page: PageParams, fetch: (page: PageParams) => Promise<T[]>): Promise<{ items: T[]; hasMore: boolean }> {
+  const limit = page.limit ?? 20;
+  const rows = await fetch({ ...page, limit: limit + 1 });
+  return { items: rows.slice(0, limit), hasMore: rows.length > limit };
+}

@@ -14,6 +14,8 @@ export interface WorkspaceTable {
   id: string;
   name: string;
   credits: number;
+  /** 1: unlimited credits (shown as `credits: null`); `credits` is then not debited. */
+  credits_unlimited: Generated<number>;
   max_concurrent_executions: number | null;
   created_at: number;
 }
@@ -112,6 +114,8 @@ export interface ExecutionStepTable {
   /** JSON: what a waiting step waits for (`{ type: "approval", message }`, a child
    * execution), or a for_each's progress; null otherwise. */
   detail: string | null;
+  /** Run time of the last attempt in milliseconds; null before it ran. */
+  duration_ms: number | null;
   started_at: number | null;
   completed_at: number | null;
   /** 1 on a retry's steps copied from the execution it retries (not run again). */

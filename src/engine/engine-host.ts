@@ -2,12 +2,13 @@ import { Worker as Thread } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Signals } from '../db/signals.js';
+import { type MetricEvent, applyMetricEvent } from '../metrics/engine-metrics.js';
 
 // Starts the engine on its own thread (see engine-thread.ts) and forwards this
 // thread's signals to it: "work available" after a run-async, "stop" after a stop.
 
 export type HostMessage = { type: 'work' } | { type: 'stop'; executionId: string } | { type: 'shutdown'; graceMs: number };
-export type ThreadMessage = { type: 'ready' } | { type: 'stopped' } | { type: 'failed'; message: string };
+export type ThreadMessage = { type: 'ready' } | { type: 'stopped' } | { type: 'failed'; message: string } | { type: 'metrics'; events: MetricEvent[] };
 
 export interface EngineThread {
   /** Drains the engine (in-flight executions get graceMs) and ends the thread. */
@@ -46,6 +47,10 @@ export async function startEngineThread(args: { config: Config; logger: Logger; 
     if (stopped) return;
     args.logger.fatal({ code }, 'the engine thread exited; exiting');
     process.exit(1);
+  });
+  // The engine's counters, counted on its thread, are scraped from this one.
+  thread.on('message', (message: ThreadMessage) => {
+    if (message.type === 'metrics') for (const event of message.events) applyMetricEvent(event);
   });
   const offWork = args.signals.onWorkAvailable(() => post({ type: 'work' }));
   const offStop = args.signals.onStopRequested((executionId) => post({ type: 'stop', executionId }));

@@ -5,6 +5,7 @@ import { systemClock } from '../lib/time.js';
 import { createLogger } from '../logger.js';
 import type { HostMessage, ThreadMessage } from './engine-host.js';
 import { Worker } from './worker.js';
+import { batchingSink, setMetricSink } from '../metrics/engine-metrics.js';
 
 // The engine's own thread in an `all` process: the worker claims, runs and checkpoints
 // executions here, with its own database connection, so the API's event loop never
@@ -15,6 +16,9 @@ import { Worker } from './worker.js';
 const port = parentPort!;
 const { config, pretty } = workerData as { config: Config; pretty: boolean };
 const post = (message: ThreadMessage) => port.postMessage(message);
+// This thread's counters are the host's: nobody scrapes this thread's registry.
+const metrics = batchingSink((events) => post({ type: 'metrics', events }));
+setMetricSink(metrics.sink);
 
 async function main(): Promise<void> {
   const logger = createLogger(config.logLevel, pretty).child({ thread: 'engine' });
@@ -34,6 +38,7 @@ async function main(): Promise<void> {
           await worker.stop(message.graceMs);
           await signals.close();
           await db.close();
+          metrics.stop();
           post({ type: 'stopped' });
           port.close();
         })().catch((err: unknown) => post({ type: 'failed', message: (err as Error).message }));

@@ -3,6 +3,7 @@ import type { Db } from '../db/open.js';
 import type { ExecutionRow, ExecutionStepRow } from '../db/schema.js';
 import { ACTIVE_WORKSPACES } from '../db/due-executions.js';
 import { databaseNow, param, statement } from '../db/statements.js';
+import { recordMetric } from '../metrics/engine-metrics.js';
 
 // Claiming and keeping executions. A claim takes a batch of due executions — a fair
 // share per workspace, see db/due-executions.ts — bumps each one's fencing token and
@@ -32,16 +33,27 @@ const take = statement<Omit<ClaimedExecution, 'steps'>>('lease:claim', (_db, dia
         returning ${sql.raw(CLAIMED.join(', '))}`,
 );
 
+const heldLeases = statement<{ n: number }>('lease:held', (_db, dialect) =>
+  dialect === 'postgres'
+    ? sql`select count(*) as n from executions where id in (select value from json_array_elements_text(${param('ids')}::json)) and lease_owner is not null`
+    : sql`select count(*) as n from executions where id in (select value from json_each(${param('ids')})) and lease_owner is not null`,
+);
+
 export async function claimBatch(handle: Db, args: { owner: string; limit: number; leaseMs: number }): Promise<ClaimedExecution[]> {
   const { db } = handle;
   // Pick the due ids (fairly across workspaces, rows locked on PostgreSQL) and take
   // them in one transaction. A lease still held (not handed back by a sleep or a
   // shutdown) has lapsed: its worker died or froze in the middle of the current step,
   // and the claim counts the interruption.
+  let takenOver = 0;
   const claimed = await handle.transact(async (tx) => {
     const ids = await handle.dueExecutionIds(tx, args.limit);
+    // Which of them still hold a lapsed lease (their worker died): read before the
+    // claim overwrites lease_owner, with the rows already locked (PostgreSQL).
+    takenOver = ids.length === 0 ? 0 : Number((await tx.all(heldLeases, { ids: JSON.stringify(ids) }))[0]?.n ?? 0);
     return tx.each(take, ids.map((id) => ({ id, owner: args.owner, lease_ms: args.leaseMs })));
   });
+  recordMetric.takeovers(takenOver);
   if (claimed.length === 0) return [];
   // Step rows are written as steps start, so an execution claimed for the first time
   // (token 1: nobody held it before) has none to read.

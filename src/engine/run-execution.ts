@@ -10,6 +10,7 @@ import { Abandoned, attemptDeadline, evaluateCondition, runAttempt } from './run
 import { StepFailure } from './step-errors.js';
 import type { Db } from '../db/open.js';
 import { runForEach } from './for-each.js';
+import { recordMetric } from '../metrics/engine-metrics.js';
 import { type StepDefinition, stepType } from './steps/index.js';
 import type { ExpressionContext, StepOutcome, StepServices } from './steps/step-type.js';
 
@@ -81,7 +82,7 @@ class Run {
     return (
       this.rows[i] ?? {
         idx: i, name: def.name ?? null, type: def.type, status: 'pending', result: null, error: null, error_code: null,
-        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null, detail: null,
+        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null, detail: null, duration_ms: null,
       }
     );
   }
@@ -101,7 +102,17 @@ class Run {
   async commit(move: ExecutionMove): Promise<boolean> {
     const checkpoint: Checkpoint = { executionId: this.claimed.id, leaseToken: this.claimed.lease_token, steps: this.pending, move };
     this.pending = [];
-    return (await this.deps.checkpoints.submit(checkpoint)) === 'applied';
+    const applied = (await this.deps.checkpoints.submit(checkpoint)) === 'applied';
+    if (applied && move.kind === 'finish') this.#finished(move);
+    return applied;
+  }
+
+  /** A final status was written: counted, and logged for the operator. */
+  #finished(move: Extract<ExecutionMove, { kind: 'finish' }>): void {
+    recordMetric.finished(move.status);
+    const ids = { executionId: this.claimed.id, workflowId: this.claimed.workflow_id, workspaceId: this.claimed.workspace_id };
+    if (move.error) this.deps.logger.info({ ...ids, status: move.status, errorCode: move.error.code, stepIndex: move.error.stepIndex }, 'execution finished');
+    else this.deps.logger.info({ ...ids, status: move.status }, 'execution finished');
   }
 }
 
@@ -234,17 +245,21 @@ async function runStep(run: Run, i: number, signal: AbortSignal): Promise<RunEnd
   // before the attempt begins.
   if (run.pending.length > 0 && !(await run.commit({ kind: 'progress', currentStep: i }))) return 'abandoned';
 
+  const began = performance.now();
   const outcome = 'for_each' in def && def.for_each !== undefined ? await forEachStep(run, i, start, signal) : await attemptStep(run, i, start, signal);
+  const durationMs = Math.round(performance.now() - began);
+  recordMetric.step(def.type, outcome instanceof StepFailure ? 'failed' : outcome.kind === 'sleep' ? 'sleeping' : 'completed', durationMs / 1000);
   const now = run.now();
   if (outcome instanceof StepFailure) {
     const policy = retryPolicy(def.retry);
     if (outcome.retryable && start.attempt < policy.maxAttempts && !signal.aborted) {
       const wakeAt = now + backoffDelay(policy, start.attempt, outcome.retryAfterMs);
       // A retry backoff is a durable timer like a delay: no worker slot is held.
-      run.write(i, { status: 'running', phase: 'backoff', wake_at: wakeAt, error: outcome.message, error_code: outcome.code });
+      run.write(i, { status: 'running', phase: 'backoff', wake_at: wakeAt, error: outcome.message, error_code: outcome.code, duration_ms: durationMs });
       return sleepUntil(run, i, wakeAt);
     }
     if (outcome.code === 'internal_error') run.deps.logger.error({ err: outcome, executionId: run.claimed.id, step: i }, 'step failed unexpectedly');
+    run.rows[i] = { ...run.row(i), duration_ms: durationMs };
     return fail(run, i, outcome);
   }
   if (outcome.kind === 'wait') {
@@ -265,7 +280,7 @@ async function runStep(run: Run, i: number, signal: AbortSignal): Promise<RunEnd
   if (!stored.ok) return fail(run, i, stored.failure);
   run.write(i, {
     status: 'completed', phase: null, result: stored.text, error: null, error_code: null,
-    attempts: start.attempt, started_at: run.row(i).started_at ?? now, completed_at: now,
+    attempts: start.attempt, started_at: run.row(i).started_at ?? now, completed_at: now, duration_ms: durationMs,
   });
   run.results[i] = outcome.result;
   return 'next';
@@ -281,6 +296,10 @@ async function fail(run: Run, i: number, failure: StepFailure): Promise<RunEnd |
   const def = run.defs[i]!;
   const now = run.now();
   run.write(i, { status: 'failed', phase: null, wake_at: null, error: failure.message, error_code: failure.code, completed_at: now });
+  run.deps.logger.info(
+    { executionId: run.claimed.id, workflowId: run.claimed.workflow_id, workspaceId: run.claimed.workspace_id, stepIndex: i, stepType: def.type, errorCode: failure.code },
+    'step failed',
+  );
   if (def.continue_on_error) {
     run.results[i] = null;
     return 'next';

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
 import type { AppDeps } from '../deps.js';
 import { notFound } from '../errors.js';
@@ -11,20 +12,43 @@ import { findExecution, stepsOf, toExecutionView, toStepView } from './store.js'
 //
 //   event: execution   data: the execution (as GET without steps), first and on every status change
 //   event: step        data: one step (as in include_step_results), first and on every change
+//
+// Every frame has an `id:` that encodes what the client has been sent so far (the
+// execution's status and a short digest of each step's last frame). The stream keeps
+// no history, and needs none: a client that reconnects with `Last-Event-ID` is sent
+// exactly the frames whose content changed since, and nothing it already has.
 
 const POLL_MS = 250;
 const HEARTBEAT_MS = 15_000;
 
 type StepView = ReturnType<typeof toStepView>;
 
-function frame(event: string, data: unknown): string {
-  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+function frame(event: string, data: unknown, id: string): string {
+  return `event: ${event}\ndata: ${JSON.stringify(data)}\nid: ${id}\n\n`;
+}
+
+const digest = (text: string) => createHash('sha256').update(text).digest('base64url').slice(0, 10);
+
+/** The resume cursor: `<status>.<digest of step 0>.<digest of step 1>…` (empty for a step not sent). */
+function cursor(status: string | null, seen: Map<number, string>, steps: number): string {
+  const parts = [status ?? ''];
+  for (let i = 0; i < steps; i++) parts.push(seen.get(i) ?? '');
+  return parts.join('.');
+}
+
+/** What a Last-Event-ID says the client has; nothing when it is not one of ours. */
+function resumeFrom(lastEventId: string | undefined): { status: string | null; seen: Map<number, string> } {
+  const seen = new Map<number, string>();
+  if (!lastEventId || lastEventId.length > 2_000 || !/^[a-z]*(\.[A-Za-z0-9_-]{0,10})*$/.test(lastEventId)) return { status: null, seen };
+  const [status, ...digests] = lastEventId.split('.');
+  digests.forEach((d, i) => d && seen.set(i, d));
+  return { status: status || null, seen };
 }
 
 export async function streamExecutionEvents(
   deps: Pick<AppDeps, 'db'>,
   reply: FastifyReply,
-  args: { workspaceId: string; id: string },
+  args: { workspaceId: string; id: string; lastEventId?: string },
 ): Promise<void> {
   if (!isId(args.id)) throw notFound('Execution');
   const first = await findExecution(deps.db.db, args.workspaceId, args.id);
@@ -42,21 +66,23 @@ export async function streamExecutionEvents(
   raw.on('close', () => (open = false));
   const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), HEARTBEAT_MS);
 
-  const seen = new Map<number, string>();
-  let lastStatus: string | null = null;
+  const resumed = resumeFrom(args.lastEventId);
+  const seen = resumed.seen;
+  let lastStatus: string | null = resumed.status;
   try {
     let row = first;
     while (open) {
-      for (const step of (await stepsOf(deps.db.db, row)).map(toStepView)) {
-        const text = JSON.stringify(step satisfies StepView);
-        if (seen.get(step.index) !== text) {
-          seen.set(step.index, text);
-          raw.write(frame('step', step));
+      const steps = (await stepsOf(deps.db.db, row)).map(toStepView);
+      for (const step of steps) {
+        const hash = digest(JSON.stringify(step satisfies StepView));
+        if (seen.get(step.index) !== hash) {
+          seen.set(step.index, hash);
+          raw.write(frame('step', step, cursor(lastStatus, seen, steps.length)));
         }
       }
       if (row.status !== lastStatus) {
         lastStatus = row.status;
-        raw.write(frame('execution', toExecutionView(row)));
+        raw.write(frame('execution', toExecutionView(row), cursor(lastStatus, seen, steps.length)));
       }
       if (row.status !== 'running') break;
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));

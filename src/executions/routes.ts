@@ -19,6 +19,7 @@ import { listFilterOf, ListFilterQuery, RetryBody, StopManyBody, StopManyResult 
 import { retryExecution } from './retry-use-case.js';
 import { retentionCutoff } from '../retention/prune.js';
 import { stopManyExecutions } from './stop-many-use-case.js';
+import { pageWithMore } from '../db/paginate.js';
 
 const IdParams = Type.Object({ id: Type.String() });
 const IdempotencyHeader = Type.Object({
@@ -53,6 +54,7 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
     {
       config: { scope: 'workflows:execute' },
       schema: {
+        operationId: 'runWorkflowAsync',
         summary: 'Run a workflow asynchronously (costs 1 credit)',
         params: IdParams,
         headers: IdempotencyHeader,
@@ -80,6 +82,7 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
     {
       config: { scope: 'executions:read' },
       schema: {
+        operationId: 'listExecutions',
         summary: 'List executions, newest first',
         querystring: Type.Object({
           ...PageQuery,
@@ -90,8 +93,9 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
       },
     },
     async (request) => {
-      const rows = await listExecutions(deps.db.db, request.auth.workspaceId, listFilterOf(request.query));
-      return { executions: rows.map(toListItem) };
+      const filter = listFilterOf(request.query);
+      const page = await pageWithMore(request.query, (p) => listExecutions(deps.db.db, request.auth.workspaceId, { ...filter, ...p }));
+      return { executions: page.items.map(toListItem), has_more: page.hasMore };
     },
   );
 
@@ -100,6 +104,7 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
     {
       config: { scope: 'executions:read' },
       schema: {
+        operationId: 'getExecution',
         summary: 'Get an execution (step results with include_step_results=true)',
         params: IdParams,
         querystring: Type.Object({
@@ -136,7 +141,9 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
     {
       config: { scope: 'executions:read' },
       schema: {
+        operationId: 'streamExecutionEvents',
         summary: 'Server-Sent Events: the execution’s step and status changes until it ends',
+        produces: ['text/event-stream'],
         params: IdParams,
         response: responses(
           { 200: Type.String({ description: 'text/event-stream: `event: execution` and `event: step` frames, JSON data' }) },
@@ -147,7 +154,8 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
     async (request, reply) => {
       const release = streams.acquire(request.auth.workspaceId, 'stream');
       try {
-        await streamExecutionEvents(deps, reply, { workspaceId: request.auth.workspaceId, id: request.params.id });
+        const lastEventId = request.headers['last-event-id'];
+        await streamExecutionEvents(deps, reply, { workspaceId: request.auth.workspaceId, id: request.params.id, lastEventId: typeof lastEventId === 'string' ? lastEventId : undefined });
       } finally {
         release();
       }
@@ -159,6 +167,7 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
     {
       config: { scope: 'workflows:execute' },
       schema: {
+        operationId: 'stopExecution',
         summary: 'Stop a running execution',
         params: IdParams,
         headers: IdempotencyHeader,

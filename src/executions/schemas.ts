@@ -3,6 +3,7 @@ import { Id, NullableTimestamp, Timestamp } from '../workflows/schemas.js';
 import { EXECUTION_STATUSES, STEP_STATUSES } from './status.js';
 import { Trigger } from './trigger.js';
 import { Progress, WaitingFor } from './waiting-for.js';
+import { UNKNOWN_FIELD_HINT } from '../http/schema-errors.js';
 
 const ExecutionStatus = Type.Union(EXECUTION_STATUSES.map((s) => Type.Literal(s)));
 const NullableString = Type.Union([Type.String(), Type.Null()]);
@@ -22,7 +23,7 @@ export const RunBody = Type.Object(
     input: Type.Optional(Type.Unknown({ description: 'any JSON; the execution’s input' })),
     inputs: Type.Optional(Type.Unknown({ description: 'alias of input' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, [UNKNOWN_FIELD_HINT]: 'the execution’s input goes under "input": send { "input": … }' },
 );
 
 export const StepResult = Type.Object(
@@ -39,6 +40,7 @@ export const StepResult = Type.Object(
     started_at: NullableTimestamp,
     completed_at: NullableTimestamp,
     progress: Progress,
+    duration_ms: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: 'run time of the last attempt in milliseconds; null before it ran' }),
   },
   { title: 'StepResult' },
 );
@@ -69,7 +71,7 @@ export const Execution = Type.Object(
 );
 
 export const ExecutionListItem = Type.Object(executionCore, { title: 'ExecutionListItem' });
-export const ExecutionList = Type.Object({ executions: Type.Array(ExecutionListItem) });
+export const ExecutionList = Type.Object({ executions: Type.Array(ExecutionListItem), has_more: Type.Boolean({ description: 'true when a next page exists; its `after` is the last item’s id' }) }, { title: 'ExecutionList' });
 
 export const StopResult = Type.Object({ execution_id: Id, status: Type.Literal('stopped') }, { title: 'StopResult' });
 

@@ -5,6 +5,7 @@ import { ApiError, notFound } from '../errors.js';
 import { type IdempotentRequest, RETENTION_MS, type StoredResponse, reusedKey } from '../idempotency/idempotency.js';
 import { newId } from '../lib/ids.js';
 import { formatTimestamp } from '../lib/time.js';
+import { recordMetric } from '../metrics/engine-metrics.js';
 import { type Trigger, triggerColumns } from './trigger.js';
 import { debit, insertExecutions, lockedWorkspace, runningCount, saveResponses, storedResponse, workflowForStart } from './start-statements.js';
 
@@ -119,7 +120,7 @@ async function commitStarts(tx: Runner, deps: Deps, requests: readonly StartRequ
         outcomes[c.index] = { refused: concurrencyLimit(max) };
         continue;
       }
-      if (accepted >= ws.credits) {
+      if (!ws.credits_unlimited && accepted >= ws.credits) {
         outcomes[c.index] = { refused: noCredits() };
         continue;
       }
@@ -153,7 +154,8 @@ async function commitStarts(tx: Runner, deps: Deps, requests: readonly StartRequ
       }
       outcomes[c.index] = { ok: response };
     }
-    if (accepted > 0) await tx.run(debit, { workspaceId, count: accepted });
+    // Unlimited credits: nothing to debit.
+    if (accepted > 0 && !ws.credits_unlimited) await tx.run(debit, { workspaceId, count: accepted });
   }
   await tx.each(insertExecutions, executions);
   for (const hook of afterInsert) await hook();
@@ -168,6 +170,21 @@ async function commitStarts(tx: Runner, deps: Deps, requests: readonly StartRequ
 
 class KeyRaceLost extends Error {}
 
+/** Counts and logs the executions a committed batch created (replays created none). */
+function logStarts(deps: Deps, requests: readonly StartRequest[], outcomes: readonly Outcome[]): void {
+  const info = deps.logger.isLevelEnabled('info');
+  for (let i = 0; i < outcomes.length; i++) {
+    const outcome = outcomes[i]!;
+    if (!('ok' in outcome) || outcome.ok.replayed) continue;
+    const request = requests[i]!;
+    recordMetric.started(request.trigger.type);
+    if (info) {
+      const executionId = (JSON.parse(outcome.ok.bodyText) as { execution_id: string }).execution_id;
+      deps.logger.info({ executionId, workflowId: request.workflowId, workspaceId: request.workspaceId, trigger: request.trigger.type }, 'execution started');
+    }
+  }
+}
+
 const writers = new WeakMap<object, GroupCommit<StartRequest, Outcome>>();
 
 function writerFor(deps: Deps): GroupCommit<StartRequest, Outcome> {
@@ -179,8 +196,9 @@ function writerFor(deps: Deps): GroupCommit<StartRequest, Outcome> {
       logger: deps.logger,
       maxBatch: MAX_BATCH,
       commit: (tx, requests) => commitStarts(tx, deps, requests),
-      afterCommit: (_, outcomes) => {
+      afterCommit: (requests, outcomes) => {
         if (outcomes.some((o) => 'ok' in o && !o.ok.replayed)) deps.signals.workAvailable();
+        logStarts(deps, requests, outcomes);
       },
     });
     writers.set(deps.db, writer);

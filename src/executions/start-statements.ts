@@ -18,10 +18,10 @@ export const storedResponse = statement<{ fingerprint: string; status_code: numb
 
 /** The workspace's balance and cap, its row locked until commit (PostgreSQL; SQLite
  * has one writer at a time), so the decisions of concurrent batches are serial. */
-export const lockedWorkspace = statement<{ credits: number; max_concurrent_executions: number | null }>('start:workspace', (db, dialect) =>
+export const lockedWorkspace = statement<{ credits: number; credits_unlimited: number; max_concurrent_executions: number | null }>('start:workspace', (db, dialect) =>
   db
     .selectFrom('workspaces')
-    .select(['credits', 'max_concurrent_executions'])
+    .select(['credits', 'credits_unlimited', 'max_concurrent_executions'])
     .where('id', '=', param('workspaceId'))
     .$if(dialect === 'postgres', (q) => q.forUpdate()),
 );

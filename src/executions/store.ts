@@ -44,6 +44,7 @@ export function toStepView(row: ExecutionStepRow) {
     started_at: formatTimestamp(row.started_at),
     completed_at: formatTimestamp(row.completed_at),
     progress: progressOf(row),
+    duration_ms: row.duration_ms ?? null,
   };
 }
 
@@ -90,7 +91,7 @@ export async function stepsOf(db: Executor, execution: Pick<ExecutionRow, 'id' |
     (def, idx) =>
       byIndex.get(idx) ?? {
         execution_id: execution.id, idx, name: def.name ?? null, type: def.type, status: 'pending', result: null, error: null, error_code: null,
-        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null, reused: 0, detail: null,
+        attempts: 0, interruptions: 0, phase: null, wake_at: null, started_at: null, completed_at: null, reused: 0, detail: null, duration_ms: null,
       },
   );
 }

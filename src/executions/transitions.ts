@@ -4,6 +4,7 @@ import type { ExecutionStepTable, Executor } from '../db/schema.js';
 import { param, statement } from '../db/statements.js';
 import { versionSteps } from '../workflows/version-cache.js';
 import { recordDeliveriesIn } from '../notifications/record-deliveries.js';
+import { recordMetric } from '../metrics/engine-metrics.js';
 import { type TerminalStatus, assertTransition } from './status.js';
 import { executionsEnded } from './terminal-hooks.js';
 
@@ -71,8 +72,8 @@ export const finish = statement<{ id: string; workspace_id: string; workflow_id:
         where id = ${param('id')} and lease_token = ${param('token')} and status = 'running' returning id, workspace_id, workflow_id, ${HAS_ENDPOINT('executions')} as notify`,
 );
 
-const STEP_COLUMNS = ['execution_id', 'idx', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'interruptions', 'phase', 'wake_at', 'started_at', 'completed_at', 'detail'] as const satisfies ReadonlyArray<keyof ExecutionStepTable>;
-const PG_STEP_TYPES = 'execution_id text, idx int, name text, type text, status text, result text, error text, error_code text, attempts int, interruptions int, phase text, wake_at bigint, started_at bigint, completed_at bigint, detail text';
+const STEP_COLUMNS = ['execution_id', 'idx', 'name', 'type', 'status', 'result', 'error', 'error_code', 'attempts', 'interruptions', 'phase', 'wake_at', 'started_at', 'completed_at', 'detail', 'duration_ms'] as const satisfies ReadonlyArray<keyof ExecutionStepTable>;
+const PG_STEP_TYPES = 'execution_id text, idx int, name text, type text, status text, result text, error text, error_code text, attempts int, interruptions int, phase text, wake_at bigint, started_at bigint, completed_at bigint, detail text, duration_ms int';
 const UPDATE_STEP = STEP_COLUMNS.slice(2).map((c) => `${c} = excluded.${c}`).join(', ');
 
 /** Writes whole step rows (a step's row appears when it first changes). */
@@ -128,6 +129,7 @@ export async function stopRunningExecutions(
   // The outbox: notifications of these stops commit with them.
   await recordDeliveriesIn(db, stopped.map((r) => ({ id: r.id, workspace_id: r.workspace_id, workflow_id: r.workflow_id, status: 'stopped' as const, completed_at: args.now })));
   const ids = stopped.map((r) => r.id);
+  recordMetric.finished('stopped', ids.length);
   const stoppedStep = { status: 'stopped', phase: null, error: STOPPED_STEP_MESSAGE, error_code: 'stopped', completed_at: args.now } as const;
   await db.updateTable('execution_steps').set(stoppedStep).where('execution_id', 'in', ids).where('status', 'in', ['running', 'pending']).where('idx', '<=', sql<number>`(select current_step from executions where executions.id = execution_steps.execution_id)`).execute();
   // A pure step (a transform) in flight has no row yet: an execution that a worker has

@@ -8,6 +8,7 @@ import { registerExecutionRoutes } from '../executions/routes.js';
 import { registerNotificationRoutes } from '../notifications/routes.js';
 import { registerApprovalRoutes } from '../executions/approval-routes.js';
 import { registerSecretRoutes } from '../secrets/routes.js';
+import { registerOperationsRoutes } from '../operations/routes.js';
 import { registerWorkflowRoutes } from '../workflows/routes.js';
 import { registerScheduleRoutes } from '../schedules/routes.js';
 import { registerWebhookRoutes } from '../webhooks/routes.js';
@@ -64,6 +65,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerNotificationRoutes(app, deps);
   registerSecretRoutes(app, deps, deps.secretKey ?? null);
   registerApprovalRoutes(app, deps);
+  registerOperationsRoutes(app, deps);
   await registerDashboard(app);
   await app.ready();
   return app;

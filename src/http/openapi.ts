@@ -3,11 +3,12 @@ import type { SwaggerOptions } from '@fastify/swagger';
 import { Type } from '@sinclair/typebox';
 import { ERROR_STATUS } from '../errors.js';
 import { ErrorBody } from './responses.js';
+import { shapeDocument, shapeRoute } from './openapi-shape.js';
 
 // GET /api/v1/openapi.json: generated from the route schemas, the same ones that
 // validate requests, so the document cannot drift from the server.
 
-export const swaggerOptions: SwaggerOptions = {
+export const swaggerOptions = {
   openapi: {
     openapi: '3.1.0',
     info: {
@@ -20,7 +21,11 @@ export const swaggerOptions: SwaggerOptions = {
     },
     security: [{ bearer: [] }],
   },
-};
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  transform: shapeRoute as any,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  transformObject: ((documentObject: { openapiObject: Record<string, unknown> }) => shapeDocument(documentObject.openapiObject)) as any,
+} as SwaggerOptions;
 
 export function registerOpenApiRoute(app: FastifyInstance): void {
   app.get(
@@ -29,6 +34,7 @@ export function registerOpenApiRoute(app: FastifyInstance): void {
       config: { scope: 'public' },
       schema: {
         summary: 'This document (OpenAPI 3.1); needs no API key',
+        operationId: 'getOpenApiDocument',
         security: [],
         response: {
           200: Type.Object({ openapi: Type.String() }, { additionalProperties: true, title: 'OpenAPIDocument' }),

@@ -1,3 +1,4 @@
+import { recordMetric } from '../metrics/engine-metrics.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { sql } from 'kysely';
@@ -167,6 +168,7 @@ export class DeliveryWorker {
     disableEndpoint = false,
   ): Promise<void> {
     const done = change.status !== 'pending';
+    let applied = false;
     await this.options.db.db.transaction().execute(async (trx) => {
       const result = await trx
         .updateTable('webhook_deliveries')
@@ -175,9 +177,12 @@ export class DeliveryWorker {
         .where('lease_token', '=', delivery.lease_token)
         .where('status', '=', 'pending')
         .executeTakeFirst();
-      if (disableEndpoint && Number(result.numUpdatedRows) > 0) {
+      applied = Number(result.numUpdatedRows) > 0;
+      if (disableEndpoint && applied) {
         await trx.updateTable('webhook_endpoints').set({ enabled: 0 }).where('id', '=', delivery.endpoint_id).execute();
       }
     });
+    // Counted once the outcome is committed under this sender's claim.
+    if (applied) recordMetric.delivery(change.status === 'delivered' ? 'delivered' : change.status === 'failed' ? 'failed' : 'retrying');
   }
 }

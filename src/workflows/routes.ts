@@ -10,6 +10,7 @@ import { isId } from '../lib/ids.js';
 import { createWorkflow, deleteWorkflow, replaceWorkflowById } from './workflow-use-cases.js';
 import { DeletedWorkflow, Workflow, WorkflowInput, WorkflowList } from './schemas.js';
 import { findWorkflow, listWorkflows, toWorkflowView } from './store.js';
+import { pageWithMore } from '../db/paginate.js';
 import { validateWorkflowInput } from './validate-workflow.js';
 
 // The body schema (WorkflowInput, a union of step types) documents and types the
@@ -42,7 +43,7 @@ export function registerWorkflowRoutes(app: FastifyInstance, deps: AppDeps): voi
     {
       config: { scope: 'workflows:write' },
       validatorCompiler: workflowValidator,
-      schema: { summary: 'Create a workflow', body: WorkflowInput, response: responses({ 201: Workflow }, ['invalid_request', 'insufficient_scope']) },
+      schema: { operationId: 'createWorkflow', summary: 'Create a workflow', body: WorkflowInput, response: responses({ 201: Workflow }, ['invalid_request', 'insufficient_scope']) },
     },
     async (request, reply) => {
       const workflow = await createWorkflow(deps, { auth: request.auth, input: request.body });
@@ -54,11 +55,11 @@ export function registerWorkflowRoutes(app: FastifyInstance, deps: AppDeps): voi
     '/api/v1/workflows',
     {
       config: { scope: 'workflows:read' },
-      schema: { summary: 'List workflows, newest first', querystring: Type.Object(PageQuery), response: responses({ 200: WorkflowList }, ['invalid_request', 'insufficient_scope']) },
+      schema: { operationId: 'listWorkflows', summary: 'List workflows, newest first', querystring: Type.Object(PageQuery), response: responses({ 200: WorkflowList }, ['invalid_request', 'insufficient_scope']) },
     },
     async (request) => {
-      const rows = await listWorkflows(db, request.auth.workspaceId, request.query);
-      return { workflows: rows.map(toWorkflowView) };
+      const page = await pageWithMore(request.query, (p) => listWorkflows(db, request.auth.workspaceId, p));
+      return { workflows: page.items.map(toWorkflowView), has_more: page.hasMore };
     },
   );
 
@@ -66,7 +67,7 @@ export function registerWorkflowRoutes(app: FastifyInstance, deps: AppDeps): voi
     '/api/v1/workflows/:id',
     {
       config: { scope: 'workflows:read' },
-      schema: { summary: 'Get a workflow', params: IdParams, response: responses({ 200: Workflow }, ['not_found', 'insufficient_scope']) },
+      schema: { operationId: 'getWorkflow', summary: 'Get a workflow', params: IdParams, response: responses({ 200: Workflow }, ['not_found', 'insufficient_scope']) },
     },
     async (request) => {
       const row = await findWorkflow(db, request.auth.workspaceId, workflowId(request.params.id));
@@ -80,7 +81,7 @@ export function registerWorkflowRoutes(app: FastifyInstance, deps: AppDeps): voi
     {
       config: { scope: 'workflows:write' },
       validatorCompiler: workflowValidator,
-      schema: { summary: 'Replace a workflow’s name, description and steps', params: IdParams, body: WorkflowInput, response: responses({ 200: Workflow }, ['invalid_request', 'not_found', 'insufficient_scope']) },
+      schema: { operationId: 'replaceWorkflow', summary: 'Replace a workflow’s name, description and steps', params: IdParams, body: WorkflowInput, response: responses({ 200: Workflow }, ['invalid_request', 'not_found', 'insufficient_scope']) },
     },
     async (request) =>
       replaceWorkflowById(deps, { auth: request.auth, id: workflowId(request.params.id), input: request.body }),
@@ -90,7 +91,7 @@ export function registerWorkflowRoutes(app: FastifyInstance, deps: AppDeps): voi
     '/api/v1/workflows/:id',
     {
       config: { scope: 'workflows:delete' },
-      schema: { summary: 'Delete a workflow (stops its running executions; they stay readable)', params: IdParams, response: responses({ 200: DeletedWorkflow }, ['not_found', 'insufficient_scope']) },
+      schema: { operationId: 'deleteWorkflow', summary: 'Delete a workflow (stops its running executions; they stay readable)', params: IdParams, response: responses({ 200: DeletedWorkflow }, ['not_found', 'insufficient_scope']) },
     },
     async (request) => deleteWorkflow(deps, { auth: request.auth, id: workflowId(request.params.id) }),
   );

@@ -41,7 +41,7 @@ export const Workflow = Type.Object(
 );
 export type Workflow = Static<typeof Workflow>;
 
-export const WorkflowList = Type.Object({ workflows: Type.Array(Workflow) });
+export const WorkflowList = Type.Object({ workflows: Type.Array(Workflow), has_more: Type.Boolean({ description: 'true when a next page exists; its `after` is the last item’s id' }) }, { title: 'WorkflowList' });
 
 export const DeletedWorkflow = Type.Object({ id: Id, name: Type.String(), deleted: Type.Literal(true) });
 

@@ -5,11 +5,29 @@ import { UNTEMPLATED_FIELDS } from '../steps/step-schema.js';
 import { forEachString, templateError } from '../engine/template.js';
 import { firstSchemaError } from '../http/schema-errors.js';
 import { secretRefProblem } from '../secrets/validate-refs.js';
+import { joinProblems, schemaProblems } from '../http/schema-errors.js';
 import { WorkflowEnvelope, type WorkflowInput } from './schemas.js';
 
 // A workflow is validated completely when it is written, so that an execution never
 // meets a step it cannot even parse: unknown types, missing or extra fields, JSONata
 // that does not compile and broken {{ }} templates are 400s naming the exact field.
+
+/** Several problems of one step's fields, found together by its schema. */
+class StepProblems extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('; '));
+  }
+}
+
+/** The step's problems (empty when it is valid). */
+function stepProblems(step: unknown, index: number): string[] {
+  try {
+    validateStep(step, index);
+    return [];
+  } catch (error) {
+    return error instanceof StepProblems ? error.problems : [(error as Error).message];
+  }
+}
 
 function validateStep(step: unknown, index: number): void {
   const at = `steps[${index}]`;
@@ -22,8 +40,8 @@ function validateStep(step: unknown, index: number): void {
     const got = fields.type === undefined ? 'is missing' : `${JSON.stringify(fields.type)} is not a step type`;
     throw invalid(`${at}.type: ${got}; use one of ${STEP_TYPE_NAMES.join(', ')}`);
   }
-  const schemaError = firstSchemaError(type.schema, step, at);
-  if (schemaError) throw schemaError;
+  const problems = schemaProblems(type.schema, step, at);
+  if (problems.length > 0) throw new StepProblems(problems);
 
   if (typeof fields.if === 'string') {
     const message = compileError(fields.if);
@@ -52,10 +70,11 @@ function validateStep(step: unknown, index: number): void {
   if (problem) throw invalid(`${at}.${problem[0]}: ${problem[1]}`);
 }
 
+/** Reports every problem of the definition at once (each step's, in order). */
 export function validateWorkflowInput(body: unknown): WorkflowInput {
-  const envelopeError = firstSchemaError(WorkflowEnvelope, body);
-  if (envelopeError) throw envelopeError;
-  const input = body as { steps: unknown[] };
-  input.steps.forEach(validateStep);
+  const envelope = schemaProblems(WorkflowEnvelope, body);
+  const steps = (body as { steps?: unknown })?.steps;
+  const problems = [...envelope, ...(Array.isArray(steps) && steps.length <= 100 ? steps.flatMap(stepProblems) : [])];
+  if (problems.length > 0) throw invalid(joinProblems(problems));
   return body as WorkflowInput;
 }

@@ -9,7 +9,7 @@ export const Workspace = Type.Object(
   {
     workspace_id: Type.String(),
     name: Type.String(),
-    credits: Type.Integer({ minimum: 0 }),
+    credits: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: 'null: unlimited (nothing is debited, never 402)' }),
     max_concurrent_executions: Type.Union([Type.Integer(), Type.Null()]),
     created_at: Type.String(),
   },
@@ -21,7 +21,7 @@ export function registerWorkspaceRoutes(app: FastifyInstance, deps: AppDeps): vo
     '/api/v1/workspace',
     {
       config: { scope: 'workspace:read' },
-      schema: { summary: 'The caller’s workspace: credits and limits', response: responses({ 200: Workspace }, ['insufficient_scope']) },
+      schema: { operationId: 'getWorkspace', summary: 'The caller’s workspace: credits and limits', response: responses({ 200: Workspace }, ['insufficient_scope']) },
     },
     async (request) => {
       const row = await findWorkspace(deps.db.db, request.auth.workspaceId);

@@ -6,7 +6,8 @@ import type { Executor, WorkspaceRow } from '../db/schema.js';
 export interface WorkspaceView {
   workspace_id: string;
   name: string;
-  credits: number;
+  /** null: unlimited. */
+  credits: number | null;
   max_concurrent_executions: number | null;
   created_at: string | null;
 }
@@ -15,7 +16,7 @@ export function toWorkspaceView(row: WorkspaceRow): WorkspaceView {
   return {
     workspace_id: row.id,
     name: row.name,
-    credits: row.credits,
+    credits: row.credits_unlimited ? null : row.credits,
     max_concurrent_executions: row.max_concurrent_executions,
     created_at: formatTimestamp(row.created_at),
   };
@@ -29,6 +30,7 @@ export async function insertWorkspace(
     id: newId(input.now),
     name: input.name,
     credits: input.credits,
+    credits_unlimited: 0,
     max_concurrent_executions: null,
     created_at: input.now,
   };
@@ -58,4 +60,18 @@ export async function setMaxConcurrent(db: Executor, id: string, max: number | n
     .where('id', '=', id)
     .executeTakeFirst();
   return result.numUpdatedRows > 0n;
+}
+
+/** Sets the balance, or (null) makes the workspace's credits unlimited; false for an unknown workspace. */
+export async function setCredits(db: Executor, id: string, credits: number | null): Promise<boolean> {
+  const result = await db
+    .updateTable('workspaces')
+    .set(credits === null ? { credits_unlimited: 1 } : { credits, credits_unlimited: 0 })
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+export async function listWorkspaces(db: Executor): Promise<WorkspaceRow[]> {
+  return db.selectFrom('workspaces').selectAll().orderBy('id', 'desc').execute();
 }

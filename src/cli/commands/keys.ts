@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseScopes } from '../../api-keys/scopes.js';
+import { SCOPES, parseScopes } from '../../api-keys/scopes.js';
 import { createApiKey, listApiKeys, revokeApiKey, toKeyListItem } from '../../api-keys/store.js';
 import { isId } from '../../lib/ids.js';
 import { formatTimestamp, systemClock } from '../../lib/time.js';
@@ -13,7 +13,7 @@ export function keysCommands(program: Command): void {
     .command('create')
     .description('create an API key (the secret is shown once)')
     .requiredOption('--workspace <id>', 'workspace id')
-    .requiredOption('--scopes <list>', 'comma-separated scopes, e.g. workflows:read,workflows:execute')
+    .requiredOption('--scopes <list>', `comma-separated scopes, from: ${SCOPES.join(', ')}`)
     .option('--name <name>', 'a label for the key', 'default')
     .option('--expires-in-days <d>', 'expire the key after D days', positiveInt('--expires-in-days', 1))
     .option('--json', 'print one JSON object')

@@ -5,6 +5,7 @@ import { outboundDispatcher } from '../net/guarded-dispatcher.js';
 import { networkFailure } from '../net/network-failure.js';
 import { parseRetryAfter, readResponseBody } from '../net/response-body.js';
 import { StepFailure } from '../step-errors.js';
+import { retryPolicy } from '../../lib/backoff.js';
 import { httpDefinition, methodProblem } from '../../steps/http.js';
 import type { StepServices, StepType } from './step-type.js';
 
@@ -99,13 +100,20 @@ function buildRequest(fields: Record<string, unknown>, stepKey: string): Outgoin
   return { method: (method as string).toUpperCase(), url, headers, body: buildBody(fields, headers) };
 }
 
-function statusFailure(args: { method: string; url: URL; status: number; expected: number[] | null; body: unknown; retryAfterMs: number | null }): StepFailure {
+/** What to do about a status the server may recover from, given the step's retry policy and this attempt. */
+function recoverHint(attempt: number, maxAttempts: number): string {
+  if (maxAttempts <= 1) return 'The server may recover: give the step a "retry" policy to try again.';
+  if (attempt < maxAttempts) return `The server may recover: attempt ${attempt} of ${maxAttempts}, the step tries again.`;
+  return `The step failed after ${attempt} attempts (its "retry" policy ran out): raise retry.max_attempts or retry.backoff_ms if the server needs longer to recover.`;
+}
+
+function statusFailure(args: { method: string; url: URL; status: number; expected: number[] | null; body: unknown; retryAfterMs: number | null; attempt: number; maxAttempts: number }): StepFailure {
   const { status } = args;
   const retryable = status === 408 || status === 429 || status >= 500;
   const expected = args.expected === null ? 'any 2xx' : args.expected.join(', ');
   const snippet = args.body === null ? '' : ` Response body: ${(typeof args.body === 'string' ? args.body : JSON.stringify(args.body)).slice(0, 300)}`;
   const hint = retryable
-    ? 'The server may recover: give the step a "retry" policy to try again.'
+    ? recoverHint(args.attempt, args.maxAttempts)
     : `Check the url, headers and body, or add ${status} to expect_status to accept it.`;
   return new StepFailure(
     'http_status',
@@ -135,7 +143,8 @@ export function createHttpStep(options: HttpStepOptions): StepType<typeof httpDe
       });
       const status = response.statusCode;
       if (!accepts(status)) {
-        throw statusFailure({ method, url, status, expected, body, retryAfterMs: parseRetryAfter(response.headers['retry-after'], context.now()) });
+        const policy = retryPolicy(context.fields.retry as Parameters<typeof retryPolicy>[0]);
+        throw statusFailure({ method, url, status, expected, body, retryAfterMs: parseRetryAfter(response.headers['retry-after'], context.now()), attempt: context.attempt, maxAttempts: policy.maxAttempts });
       }
       return { kind: 'completed', result: { status, headers: response.headers, body, ...(truncated ? { truncated: true } : {}) } };
     },
