@@ -11,12 +11,12 @@ import { TRIGGER_TYPES } from './trigger.js';
 // combines with the `after` cursor.
 
 const STATUS = `(${EXECUTION_STATUSES.join('|')})`;
-const TimestampText = Type.String({ description: 'timestamp with an offset, e.g. 2026-01-15T10:30:00+00:00' });
+const timestampText = (when: string) => Type.String({ description: `${when}: a timestamp with an offset, e.g. 2026-01-15T10:30:00+00:00` });
 
 export const ListFilterQuery = {
   status: Type.Optional(Type.String({ pattern: `^${STATUS}(,${STATUS})*$`, description: 'one status or a comma-separated list: failed,stopped' })),
-  created_after: Type.Optional({ ...TimestampText, description: 'created at or after this time' }),
-  created_before: Type.Optional({ ...TimestampText, description: 'created before this time' }),
+  created_after: Type.Optional(timestampText('created at or after this time')),
+  created_before: Type.Optional(timestampText('created before this time')),
   trigger: Type.Optional(Type.Union(TRIGGER_TYPES.map((t) => Type.Literal(t)), { description: 'how it was started' })),
   error_code: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' })),
 };
@@ -57,7 +57,7 @@ export const RetryBody = Type.Object(
 );
 
 export const StopManyBody = Type.Object(
-  { workflow_id: Type.Optional(Id), created_before: Type.Optional(TimestampText) },
+  { workflow_id: Type.Optional(Id), created_before: Type.Optional(timestampText('stop those created before this time')) },
   { additionalProperties: false },
 );
 export const StopManyResult = Type.Object({ stopped: Type.Integer() }, { title: 'StopManyResult' });
