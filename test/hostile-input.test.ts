@@ -260,6 +260,10 @@ describeEachBackend('hostile input', (backend) => {
       expect((body.error as string).length).toBeGreaterThan(0);
       expect(ERROR_STATUS[body.error_code as ErrorCode], `${what}: code ${body.error_code} for status ${res.statusCode}`).toBe(res.statusCode);
       expect(body.error).not.toMatch(/\n\s+at |node_modules|\.ts:\d+/);
+    } else if (String(res.headers['content-type']).startsWith('text/html')) {
+      // The dashboard's pages (GET / and its deep links) are the one HTML answer.
+      expect(method, what).toBe('GET');
+      expect(res.body, what).toMatch(/^<!doctype html>/i);
     } else {
       expect(() => JSON.parse(res.body), what).not.toThrow();
     }

@@ -129,7 +129,7 @@ describeEachBackend('retention: pruning old executions', (backend) => {
     const again = await execFileP(process.execPath, [CLI, 'prune', '--older-than-days', '2', '--json'], { env, timeout: 30_000 });
     expect(JSON.parse(again.stdout)).toEqual({ deleted: 0 });
     const bad = await execFileP(process.execPath, [CLI, 'prune', '--older-than-days', 'x', '--json'], { env, timeout: 30_000 }).catch((e: { code: number; stderr: string }) => e);
-    expect((bad as { code: number }).code).toBe(1);
+    expect((bad as { code: number }).code).toBe(2);
   });
 });
 

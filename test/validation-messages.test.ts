@@ -49,7 +49,7 @@ describeEachBackend('validation messages', (backend) => {
   it('lists the allowed values of an enum', async () => {
     const status = await t.request({ method: 'GET', url: '/api/v1/executions?status=done' });
     expect(status.statusCode).toBe(400);
-    expect(status.json().error).toBe('status: must be one of running, success, failed, stopped, got "done"');
+    expect(status.json().error).toBe('status: must be one of running, success, failed, stopped (or several, comma-separated), got "done"');
     const wf = await createWorkflow(t, [{ type: 'transform', expression: '1' }]);
     const run = await t.request({ method: 'POST', url: `/api/v1/workflows/${wf}/run-async`, body: {} });
     const id = run.json().execution_id as string;

@@ -122,8 +122,8 @@ describeEachBackend('inbound webhooks', (backend) => {
     expect(ok.statusCode, ok.body).toBe(202);
     const cases: Record<string, string>[] = [
       { 'webhook-id': 'msg_2', 'webhook-timestamp': String(nowS), 'webhook-signature': sign('msg_2', nowS, body, Buffer.from('x')) },
-      { 'webhook-id': 'msg_3', 'webhook-timestamp': String(nowS - 301), 'webhook-signature': sign('msg_3', nowS - 301, body) },
-      { 'webhook-id': 'msg_4', 'webhook-timestamp': String(nowS + 301), 'webhook-signature': sign('msg_4', nowS + 301, body) },
+      { 'webhook-id': 'msg_3', 'webhook-timestamp': String(nowS - 360), 'webhook-signature': sign('msg_3', nowS - 360, body) },
+      { 'webhook-id': 'msg_4', 'webhook-timestamp': String(nowS + 360), 'webhook-signature': sign('msg_4', nowS + 360, body) },
       { 'webhook-id': 'msg_5', 'webhook-timestamp': String(nowS), 'webhook-signature': sign('other', nowS, body) },
       { 'webhook-id': 'msg_6', 'webhook-timestamp': String(nowS) },
       {},

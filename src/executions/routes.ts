@@ -94,7 +94,8 @@ export function registerExecutionRoutes(app: FastifyInstance, deps: AppDeps): vo
     },
     async (request) => {
       const filter = listFilterOf(request.query);
-      const page = await pageWithMore(request.query, (p) => listExecutions(deps.db.db, request.auth.workspaceId, { ...filter, ...p }));
+      // Only the page's bounds come from pageWithMore: the filters are the parsed ones.
+      const page = await pageWithMore(request.query, ({ limit, after }) => listExecutions(deps.db.db, request.auth.workspaceId, { ...filter, limit, after }));
       return { executions: page.items.map(toListItem), has_more: page.hasMore };
     },
   );
