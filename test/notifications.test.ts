@@ -59,6 +59,7 @@ describeEachBackend('notifications: signed webhooks when an execution ends', (ba
   const deliveriesOf = async (executionId: string) => {
     const res = await t.request({ method: 'GET', url: `/api/v1/executions/${executionId}/deliveries` });
     expect(res.statusCode, res.body).toBe(200);
+    expect(res.json().has_more).toBe(false);
     return res.json().deliveries as Json[];
   };
   const failingWorkflow = () => createWorkflow(t, [{ type: 'transform', name: 'ok', expression: '1' }, { type: 'transform', name: 'boom', expression: '$error("boom")' }]);
@@ -88,7 +89,7 @@ describeEachBackend('notifications: signed webhooks when an execution ends', (ba
     expect((await t.request({ method: 'GET', url: `/api/v1/webhook-endpoints/${created.endpoint_id}`, key: other.apiKey })).statusCode).toBe(404);
     expect((await t.request({ method: 'PATCH', url: `/api/v1/webhook-endpoints/${created.endpoint_id}`, key: other.apiKey, body: { enabled: true } })).statusCode).toBe(404);
     expect((await t.request({ method: 'DELETE', url: `/api/v1/webhook-endpoints/${created.endpoint_id}`, key: other.apiKey })).statusCode).toBe(404);
-    expect((await t.request({ method: 'GET', url: '/api/v1/webhook-endpoints', key: other.apiKey })).json()).toEqual({ endpoints: [] });
+    expect((await t.request({ method: 'GET', url: '/api/v1/webhook-endpoints', key: other.apiKey })).json()).toEqual({ endpoints: [], has_more: false });
     expect((await t.request({ method: 'PATCH', url: `/api/v1/webhook-endpoints/${created.endpoint_id}`, body: { url: 'gopher://x' } })).statusCode).toBe(400);
     expect((await t.request({ method: 'PATCH', url: `/api/v1/webhook-endpoints/${created.endpoint_id}`, body: { secret: 'x' } })).statusCode).toBe(400);
     expect((await t.request({ method: 'GET', url: '/api/v1/webhook-endpoints/nope' })).statusCode).toBe(404);

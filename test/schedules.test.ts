@@ -120,9 +120,12 @@ describeEachBackend('schedules', (backend) => {
     const seen: string[] = [];
     let after = '';
     for (;;) {
-      const page = (await t.request({ method: 'GET', url: `/api/v1/schedules?limit=30${after}` })).json().schedules as Json[];
+      const body = (await t.request({ method: 'GET', url: `/api/v1/schedules?limit=30${after}` })).json();
+      const page = body.schedules as Json[];
       seen.push(...page.map((x) => x.schedule_id as string));
-      if (page.length < 30) break;
+      // has_more is true exactly while a next page exists (100 = 30 + 30 + 30 + 10).
+      expect(body.has_more).toBe(seen.length < 100);
+      if (!body.has_more) break;
       after = `&after=${page[page.length - 1]!.schedule_id}`;
     }
     expect(seen).toHaveLength(100);

@@ -208,7 +208,7 @@ describeEachBackend('secrets without a key', (backend) => {
       const res = await t.request({ method: 'PUT', url: '/api/v1/secrets/A', body: { value: 'v' } });
       expect(res.statusCode).toBe(400);
       expect(res.json().error_code).toBe('secrets_not_configured');
-      expect((await t.request({ method: 'GET', url: '/api/v1/secrets' })).json()).toEqual({ secrets: [] });
+      expect((await t.request({ method: 'GET', url: '/api/v1/secrets' })).json()).toEqual({ secrets: [], has_more: false });
     } finally {
       await t.close();
     }

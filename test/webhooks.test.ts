@@ -43,6 +43,9 @@ describeEachBackend('inbound webhooks', (backend) => {
     expect(JSON.stringify(got)).not.toContain('s3cret');
     const list = (await t.request({ method: 'GET', url: `/api/v1/webhooks?workflow_id=${workflowId}` })).json();
     expect(list.webhooks.map((w: Json) => w.webhook_id)).toContain(hook.webhook_id);
+    expect(list.has_more).toBe(false);
+    const one = (await t.request({ method: 'GET', url: '/api/v1/webhooks?limit=1' })).json();
+    expect(one.webhooks).toHaveLength(1);
     const stored = JSON.stringify(await t.server.deps.db.db.selectFrom('webhooks').selectAll().execute());
     expect(stored).not.toContain(hook.path.slice(7));
   });

@@ -57,7 +57,7 @@ export function registerNotificationRoutes(app: FastifyInstance, deps: AppDeps):
   typed.get(
     '/api/v1/webhook-endpoints',
     { config: { scope: 'workflows:read' }, schema: { summary: 'List webhook endpoints', response: responses({ 200: WebhookEndpointList }, ['insufficient_scope']) } },
-    async (request) => ({ endpoints: await listEndpoints(db, request.auth.workspaceId) }),
+    async (request) => ({ endpoints: await listEndpoints(db, request.auth.workspaceId), has_more: false }),
   );
 
   typed.get(
@@ -100,7 +100,7 @@ export function registerNotificationRoutes(app: FastifyInstance, deps: AppDeps):
     },
     async (request) => {
       if (!isId(request.params.id)) throw notFound('Execution');
-      return { deliveries: await listDeliveries(db, request.auth.workspaceId, request.params.id) };
+      return { deliveries: await listDeliveries(db, request.auth.workspaceId, request.params.id), has_more: false };
     },
   );
 

@@ -14,7 +14,7 @@ export const CreatedWebhookEndpoint = Type.Object(
   { ...WebhookEndpoint.properties, secret: Type.String({ description: 'whsec_…: the signing secret, shown only in this response' }) },
   { title: 'CreatedWebhookEndpoint' },
 );
-export const WebhookEndpointList = Type.Object({ endpoints: Type.Array(WebhookEndpoint) });
+export const WebhookEndpointList = Type.Object({ endpoints: Type.Array(WebhookEndpoint), has_more: Type.Boolean({ description: 'always false: this list is not paginated' }) });
 export const DeletedWebhookEndpoint = Type.Object({ endpoint_id: Id, deleted: Type.Literal(true) });
 
 export const CreateEndpointBody = Type.Object(
@@ -41,4 +41,4 @@ export const Delivery = Type.Object(
   },
   { title: 'Delivery' },
 );
-export const DeliveryList = Type.Object({ deliveries: Type.Array(Delivery) });
+export const DeliveryList = Type.Object({ deliveries: Type.Array(Delivery), has_more: Type.Boolean({ description: 'always false: this list is not paginated' }) });

@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../deps.js';
+import { pageWithMore } from '../db/paginate.js';
 import { notFound } from '../errors.js';
 import { PageQuery } from '../http/pagination.js';
 import { responses } from '../http/responses.js';
@@ -47,7 +48,10 @@ export function registerScheduleRoutes(app: FastifyInstance, deps: AppDeps): voi
         response: responses({ 200: ScheduleList }, ['invalid_request', 'insufficient_scope']),
       },
     },
-    async (request) => ({ schedules: (await listSchedules(db, request.auth.workspaceId, request.query)).map(toScheduleView) }),
+    async (request) => {
+      const page = await pageWithMore(request.query, (p) => listSchedules(db, request.auth.workspaceId, { ...request.query, ...p }));
+      return { schedules: page.items.map(toScheduleView), has_more: page.hasMore };
+    },
   );
 
   typed.get(

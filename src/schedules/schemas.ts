@@ -54,5 +54,5 @@ export const Schedule = Type.Object(
 );
 export type Schedule = Static<typeof Schedule>;
 
-export const ScheduleList = Type.Object({ schedules: Type.Array(Schedule) });
+export const ScheduleList = Type.Object({ schedules: Type.Array(Schedule), has_more: Type.Boolean({ description: 'true when a next page exists; its `after` is the last item’s id' }) }, { title: 'ScheduleList' });
 export const DeletedSchedule = Type.Object({ schedule_id: Id, deleted: Type.Literal(true) });

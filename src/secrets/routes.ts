@@ -10,7 +10,7 @@ import { MAX_SECRET_BYTES, SECRET_NAME, deleteSecret, listSecrets, putSecret } f
 // The secrets API: names and times go out, values only come in.
 
 const SecretView = Type.Object({ name: Type.String(), created_at: Type.String(), updated_at: Type.String() }, { title: 'Secret' });
-const SecretList = Type.Object({ secrets: Type.Array(SecretView) }, { title: 'SecretList' });
+const SecretList = Type.Object({ secrets: Type.Array(SecretView), has_more: Type.Boolean({ description: 'always false: this list is not paginated' }) }, { title: 'SecretList' });
 const DeletedSecret = Type.Object({ name: Type.String(), deleted: Type.Literal(true) }, { title: 'DeletedSecret' });
 const NameParams = Type.Object({ name: Type.String({ description: 'letters, digits and _, not starting with a digit; at most 64' }) });
 const PutBody = Type.Object({ value: Type.String({ minLength: 1, description: `1 B–${MAX_SECRET_BYTES / 1024} KiB of UTF-8` }) }, { additionalProperties: false });
@@ -44,7 +44,7 @@ export function registerSecretRoutes(app: FastifyInstance, deps: AppDeps, key: S
   typed.get(
     '/api/v1/secrets',
     { config: { scope: 'secrets:read' }, schema: { summary: 'List the names of the secrets', response: responses({ 200: SecretList }, ['insufficient_scope']) } },
-    async (request) => ({ secrets: await listSecrets(db, request.auth.workspaceId) }),
+    async (request) => ({ secrets: await listSecrets(db, request.auth.workspaceId), has_more: false }),
   );
 
   typed.delete(

@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../deps.js';
+import { pageWithMore } from '../db/paginate.js';
 import { notFound } from '../errors.js';
 import { TerminalCache } from '../executions/terminal-cache.js';
 import { BODY_LIMIT_BYTES } from '../http/body-parser.js';
@@ -53,7 +54,10 @@ export async function registerWebhookRoutes(app: FastifyInstance, deps: AppDeps)
         response: responses({ 200: WebhookList }, ['invalid_request', 'insufficient_scope']),
       },
     },
-    async (request) => ({ webhooks: (await listWebhooks(db, request.auth.workspaceId, request.query)).map((row) => toWebhookView(row, base)) }),
+    async (request) => {
+      const page = await pageWithMore(request.query, (p) => listWebhooks(db, request.auth.workspaceId, { ...request.query, ...p }));
+      return { webhooks: page.items.map((row) => toWebhookView(row, base)), has_more: page.hasMore };
+    },
   );
 
   typed.get(

@@ -63,7 +63,7 @@ export const Webhook = Type.Object(
 );
 export type Webhook = Static<typeof Webhook>;
 
-export const WebhookList = Type.Object({ webhooks: Type.Array(Webhook) });
+export const WebhookList = Type.Object({ webhooks: Type.Array(Webhook), has_more: Type.Boolean({ description: 'true when a next page exists; its `after` is the last item’s id' }) }, { title: 'WebhookList' });
 export const DeletedWebhook = Type.Object({ webhook_id: Id, deleted: Type.Literal(true) });
 
 export const SyncResult = Type.Object(
