@@ -3,7 +3,9 @@ import { type RetryOptions, isRetryable, retryDelayMs, sleep } from './retry.js'
 import { parseSse } from './sse.js';
 import type {
   DeletedWorkflow, Execution, ExecutionEvent, ExecutionList, ExecutionListItem, ExecutionStatus, RetryAccepted, RunAccepted, Step, StopResult,
-  Workflow, WorkflowInput, WorkflowList, Workspace,
+  Workflow, WorkflowInput, WorkflowList, Workspace, StopManyResult, Schedule, ScheduleInput, SchedulePatch, ScheduleList, DeletedSchedule,
+  Webhook, WebhookInput, WebhookList, DeletedWebhook, Secret, SecretList, DeletedSecret, WebhookEndpoint, CreatedWebhookEndpoint,
+  WebhookEndpointList, DeletedWebhookEndpoint, CreateEndpointBody, UpdateEndpointBody, DeliveryList,
 } from './types.js';
 
 // `skipflow/client`: a typed client of the SkipFlow API over the platform's fetch
@@ -38,7 +40,7 @@ export interface PageOptions {
   after?: string;
 }
 
-type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 interface Call {
   method: Method;
@@ -159,6 +161,31 @@ export class SkipFlowClient {
         body: options.from === undefined ? {} : { from: options.from },
         idempotencyKey: options.idempotencyKey ?? globalThis.crypto.randomUUID(),
       }),
+    /** Stops every running execution that matches (all of the workspace's without filters). */
+    stopMany: (filters: { workflowId?: string; createdBefore?: string } = {}): Promise<StopManyResult> =>
+      this.#request({
+        method: 'POST',
+        path: '/executions/stop',
+        body: { ...(filters.workflowId === undefined ? {} : { workflow_id: filters.workflowId }), ...(filters.createdBefore === undefined ? {} : { created_before: filters.createdBefore }) },
+      }),
+    /** The completion notifications of an execution. */
+    deliveries: (id: string): Promise<DeliveryList> => this.#request({ method: 'GET', path: `/executions/${encodeURIComponent(id)}/deliveries` }),
+    /** Decides a waiting approval step: it completes with `data` and `comment`. */
+    approve: (id: string, index: number, options: { data?: unknown; comment?: string; idempotencyKey?: string } = {}): Promise<Step> =>
+      this.#request({
+        method: 'POST',
+        path: `/executions/${encodeURIComponent(id)}/steps/${index}/approve`,
+        body: { ...(options.data === undefined ? {} : { data: options.data }), ...(options.comment === undefined ? {} : { comment: options.comment }) },
+        idempotencyKey: options.idempotencyKey ?? globalThis.crypto.randomUUID(),
+      }),
+    /** Rejects a waiting approval step: it fails with `rejected`. */
+    reject: (id: string, index: number, options: { comment?: string; idempotencyKey?: string } = {}): Promise<Step> =>
+      this.#request({
+        method: 'POST',
+        path: `/executions/${encodeURIComponent(id)}/steps/${index}/reject`,
+        body: options.comment === undefined ? {} : { comment: options.comment },
+        idempotencyKey: options.idempotencyKey ?? globalThis.crypto.randomUUID(),
+      }),
     /** Long-polls until the execution is no longer running; throws a SkipFlowError with
      * code `wait_timeout` after `timeoutMs` (default: no limit). */
     waitFor: async (id: string, options: { timeoutMs?: number; includeStepResults?: boolean; signal?: AbortSignal } = {}): Promise<Execution> => {
@@ -181,6 +208,47 @@ export class SkipFlowClient {
 
   readonly workspace = {
     get: (): Promise<Workspace> => this.#request({ method: 'GET', path: '/workspace' }),
+  };
+
+  readonly schedules = {
+    create: (workflowId: string, body: ScheduleInput): Promise<Schedule> =>
+      this.#request({ method: 'POST', path: `/workflows/${encodeURIComponent(workflowId)}/schedules`, body }),
+    get: (id: string): Promise<Schedule> => this.#request({ method: 'GET', path: `/schedules/${encodeURIComponent(id)}` }),
+    list: (filters: { workflowId?: string } & PageOptions = {}): Promise<ScheduleList> =>
+      this.#request({ method: 'GET', path: '/schedules', query: { workflow_id: filters.workflowId, limit: filters.limit, after: filters.after } }),
+    iterate: (filters: { workflowId?: string } & PageOptions = {}): AsyncGenerator<Schedule> =>
+      this.#iterate((after) => this.schedules.list({ ...filters, after }).then((p) => ({ items: p.schedules, hasMore: p.has_more, last: p.schedules.at(-1)?.schedule_id })), filters.after),
+    update: (id: string, patch: SchedulePatch): Promise<Schedule> => this.#request({ method: 'PATCH', path: `/schedules/${encodeURIComponent(id)}`, body: patch }),
+    delete: (id: string): Promise<DeletedSchedule> => this.#request({ method: 'DELETE', path: `/schedules/${encodeURIComponent(id)}` }),
+  };
+
+  readonly webhooks = {
+    /** The answer's `url` holds the webhook's secret token: it is shown only here. */
+    create: (workflowId: string, body: WebhookInput = {}): Promise<Webhook> =>
+      this.#request({ method: 'POST', path: `/workflows/${encodeURIComponent(workflowId)}/webhooks`, body }),
+    get: (id: string): Promise<Webhook> => this.#request({ method: 'GET', path: `/webhooks/${encodeURIComponent(id)}` }),
+    list: (filters: { workflowId?: string } & PageOptions = {}): Promise<WebhookList> =>
+      this.#request({ method: 'GET', path: '/webhooks', query: { workflow_id: filters.workflowId, limit: filters.limit, after: filters.after } }),
+    iterate: (filters: { workflowId?: string } & PageOptions = {}): AsyncGenerator<Webhook> =>
+      this.#iterate((after) => this.webhooks.list({ ...filters, after }).then((p) => ({ items: p.webhooks, hasMore: p.has_more, last: p.webhooks.at(-1)?.webhook_id })), filters.after),
+    delete: (id: string): Promise<DeletedWebhook> => this.#request({ method: 'DELETE', path: `/webhooks/${encodeURIComponent(id)}` }),
+  };
+
+  readonly secrets = {
+    /** Creates or replaces a secret; its value is never returned. */
+    set: (name: string, value: string): Promise<Secret> => this.#request({ method: 'PUT', path: `/secrets/${encodeURIComponent(name)}`, body: { value } }),
+    list: (): Promise<SecretList> => this.#request({ method: 'GET', path: '/secrets' }),
+    delete: (name: string): Promise<DeletedSecret> => this.#request({ method: 'DELETE', path: `/secrets/${encodeURIComponent(name)}` }),
+  };
+
+  readonly webhookEndpoints = {
+    /** The answer's `secret` (whsec_…) signs every notification: it is shown only here. */
+    create: (body: CreateEndpointBody): Promise<CreatedWebhookEndpoint> => this.#request({ method: 'POST', path: '/webhook-endpoints', body }),
+    get: (id: string): Promise<WebhookEndpoint> => this.#request({ method: 'GET', path: `/webhook-endpoints/${encodeURIComponent(id)}` }),
+    list: (): Promise<WebhookEndpointList> => this.#request({ method: 'GET', path: '/webhook-endpoints' }),
+    update: (id: string, patch: UpdateEndpointBody): Promise<WebhookEndpoint> =>
+      this.#request({ method: 'PATCH', path: `/webhook-endpoints/${encodeURIComponent(id)}`, body: patch }),
+    delete: (id: string): Promise<DeletedWebhookEndpoint> => this.#request({ method: 'DELETE', path: `/webhook-endpoints/${encodeURIComponent(id)}` }),
   };
 
   async *#iterate<T>(page: (after: string | undefined) => Promise<{ items: T[]; hasMore: boolean; last: string | undefined }>, start?: string): AsyncGenerator<T> {

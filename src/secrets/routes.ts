@@ -9,9 +9,9 @@ import { MAX_SECRET_BYTES, SECRET_NAME, deleteSecret, listSecrets, putSecret } f
 
 // The secrets API: names and times go out, values only come in.
 
-const SecretView = Type.Object({ name: Type.String(), created_at: Type.String(), updated_at: Type.String() }, { title: 'Secret' });
-const SecretList = Type.Object({ secrets: Type.Array(SecretView), has_more: Type.Boolean({ description: 'always false: this list is not paginated' }) }, { title: 'SecretList' });
-const DeletedSecret = Type.Object({ name: Type.String(), deleted: Type.Literal(true) }, { title: 'DeletedSecret' });
+export const SecretView = Type.Object({ name: Type.String(), created_at: Type.String(), updated_at: Type.String() }, { title: 'Secret' });
+export const SecretList = Type.Object({ secrets: Type.Array(SecretView), has_more: Type.Boolean({ description: 'always false: this list is not paginated' }) }, { title: 'SecretList' });
+export const DeletedSecret = Type.Object({ name: Type.String(), deleted: Type.Literal(true) }, { title: 'DeletedSecret' });
 const NameParams = Type.Object({ name: Type.String({ description: 'letters, digits and _, not starting with a digit; at most 64' }) });
 const PutBody = Type.Object({ value: Type.String({ minLength: 1, description: `1 B–${MAX_SECRET_BYTES / 1024} KiB of UTF-8` }) }, { additionalProperties: false });
 
